@@ -1,0 +1,62 @@
+// Package kafkapubsub is a Watermill Publisher and Subscriber for Kafka built
+// on franz-go, for throughput.
+//
+// watermill-kafka hands the router one message per partition at a time and
+// publishes synchronously, one round trip per message. Here:
+//   - the Subscriber hands the router up to MaxInFlight messages at once, from
+//     any partition, and commits for each partition the offset below which
+//     every message has been acked, so an ack out of order never commits past
+//     a message still in flight;
+//   - the Publisher hands records to an asynchronous, batching producer and
+//     returns once the broker has acknowledged them, so concurrent Publish
+//     calls share produce requests.
+//
+// The router, its middleware and the ack semantics are unchanged: a message is
+// acked when its handler and the publish of its output succeeded, and only
+// acked messages are committed. Delivery is at least once.
+//
+// Messages use watermill-kafka's conventions: the message UUID travels in the
+// _watermill_message_uuid header and metadata entries become headers, so the
+// two implementations read each other's messages.
+package kafkapubsub
+
+import "context"
+
+// UUIDHeader carries the Watermill message UUID, as in watermill-kafka.
+const UUIDHeader = "_watermill_message_uuid"
+
+type ctxKey int
+
+const (
+	topicKey ctxKey = iota
+	partitionKey
+	offsetKey
+	keyKey
+)
+
+// Position locates a consumed message in Kafka.
+type Position struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
+}
+
+// PositionFromCtx returns the position of the message whose context is ctx.
+func PositionFromCtx(ctx context.Context) (Position, bool) {
+	topic, ok := ctx.Value(topicKey).(string)
+	if !ok {
+		return Position{}, false
+	}
+	p, _ := ctx.Value(partitionKey).(int32)
+	o, _ := ctx.Value(offsetKey).(int64)
+	k, _ := ctx.Value(keyKey).([]byte)
+	return Position{Topic: topic, Partition: p, Offset: o, Key: k}, true
+}
+
+func withPosition(ctx context.Context, p Position) context.Context {
+	ctx = context.WithValue(ctx, topicKey, p.Topic)
+	ctx = context.WithValue(ctx, partitionKey, p.Partition)
+	ctx = context.WithValue(ctx, offsetKey, p.Offset)
+	return context.WithValue(ctx, keyKey, p.Key)
+}

@@ -1,0 +1,278 @@
+package kafkapubsub
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/internal/testenv"
+)
+
+func keyByMetadata(_ string, msg *message.Message) ([]byte, error) {
+	return []byte(msg.Metadata.Get("key")), nil
+}
+
+func publish(t *testing.T, brokers []string, topic string, n int) map[string]bool {
+	t.Helper()
+	pub, err := NewPublisher(PublisherConfig{Brokers: brokers, Key: keyByMetadata})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	sent := map[string]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				msg := message.NewMessage(fmt.Sprintf("uuid-%d", i), []byte(fmt.Sprintf("payload-%d", i)))
+				msg.Metadata.Set("key", fmt.Sprint(i%50))
+				msg.Metadata.Set("n", fmt.Sprint(i))
+				if err := pub.Publish(topic, msg); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				sent[msg.UUID] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return sent
+}
+
+func newSub(t *testing.T, brokers []string, group string, mod func(*SubscriberConfig)) *Subscriber {
+	t.Helper()
+	cfg := SubscriberConfig{Brokers: brokers, ConsumerGroup: group, CommitInterval: 100 * time.Millisecond, DrainTimeout: 5 * time.Second, SessionTimeout: 6 * time.Second}
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := NewSubscriber(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// receive takes messages until n distinct UUIDs arrived or the timeout
+// passes, acking them as ack says.
+func receive(t *testing.T, ch <-chan *message.Message, n int, timeout time.Duration, ack func(*message.Message) bool) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	deadline := time.After(timeout)
+	for len(got) < n {
+		select {
+		case msg, ok := <-ch:
+			if !ok {
+				return got
+			}
+			got[msg.UUID]++
+			if ack == nil || ack(msg) {
+				msg.Ack()
+			} else {
+				msg.Nack()
+			}
+		case <-deadline:
+			return got
+		}
+	}
+	return got
+}
+
+func TestPublishSubscribeRoundTrip(t *testing.T) {
+	brokers, _ := testenv.Brokers(t)
+	topic := "roundtrip_" + testenv.Unique()
+	if err := EnsureTopics(context.Background(), brokers, nil, map[string]int32{topic: 4}, 1); err != nil {
+		t.Fatal(err)
+	}
+	parts, err := ExistingPartitions(context.Background(), brokers, nil, topic, "missing_"+testenv.Unique())
+	if err != nil || parts[topic] != 4 || len(parts) != 1 {
+		t.Fatalf("partitions %v %v", parts, err)
+	}
+	sent := publish(t, brokers, topic, 500)
+
+	sub := newSub(t, brokers, "g1", nil)
+	ch, err := sub.Subscribe(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPartition := map[string]int32{}
+	got := receive(t, ch, len(sent), 30*time.Second, func(msg *message.Message) bool {
+		pos, ok := PositionFromCtx(msg.Context())
+		if !ok || pos.Topic != topic || string(pos.Key) != msg.Metadata.Get("key") {
+			t.Errorf("position %+v for key %q", pos, msg.Metadata.Get("key"))
+		}
+		if p, seen := keyPartition[string(pos.Key)]; seen && p != pos.Partition {
+			t.Errorf("key %s on partitions %d and %d", pos.Key, p, pos.Partition)
+		}
+		keyPartition[string(pos.Key)] = pos.Partition
+		if want := fmt.Sprintf("payload-%s", msg.Metadata.Get("n")); string(msg.Payload) != want {
+			t.Errorf("payload %q, want %q", msg.Payload, want)
+		}
+		return true
+	})
+	if len(got) != len(sent) {
+		t.Fatalf("received %d of %d", len(got), len(sent))
+	}
+	sub.Close()
+	if _, ok := <-ch; ok {
+		t.Fatal("channel open after Close")
+	}
+
+	// Everything was acked and committed: a new member of the group gets
+	// nothing.
+	sub2 := newSub(t, brokers, "g1", nil)
+	defer sub2.Close()
+	ch2, _ := sub2.Subscribe(context.Background(), topic)
+	if again := receive(t, ch2, 1, 3*time.Second, nil); len(again) != 0 {
+		t.Fatalf("redelivered after a clean close: %v", again)
+	}
+}
+
+func TestUnackedMessagesAreRedeliveredAfterRestart(t *testing.T) {
+	brokers, _ := testenv.Brokers(t)
+	topic := "unacked_" + testenv.Unique()
+	EnsureTopics(context.Background(), brokers, nil, map[string]int32{topic: 2}, 1)
+	publish(t, brokers, topic, 200)
+
+	// Ack every message but three, out of order, and leave those unsettled,
+	// as a crashed process would.
+	held := map[string]bool{"uuid-3": true, "uuid-77": true, "uuid-150": true}
+	sub := newSub(t, brokers, "g2", func(c *SubscriberConfig) { c.DrainTimeout = 200 * time.Millisecond })
+	ch, _ := sub.Subscribe(context.Background(), topic)
+	deadline := time.After(30 * time.Second)
+	for seen := 0; seen < 200; seen++ {
+		select {
+		case msg := <-ch:
+			if !held[msg.UUID] {
+				msg.Ack()
+			}
+		case <-deadline:
+			t.Fatalf("received %d of 200", seen)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // commits of the acked prefixes
+	sub.Close()
+
+	sub = newSub(t, brokers, "g2", nil)
+	defer sub.Close()
+	ch, _ = sub.Subscribe(context.Background(), topic)
+	again := receive(t, ch, 200, 5*time.Second, nil)
+	for uuid := range held {
+		if again[uuid] == 0 {
+			t.Errorf("unacked %s was not redelivered (got %v)", uuid, again)
+		}
+	}
+	// Only what follows an unacked message in its partition comes again.
+	if len(again) >= 200 {
+		t.Errorf("everything was redelivered: the acked prefix was not committed")
+	}
+}
+
+func TestNackRedeliversSameMessage(t *testing.T) {
+	brokers, _ := testenv.Brokers(t)
+	topic := "nack_" + testenv.Unique()
+	EnsureTopics(context.Background(), brokers, nil, map[string]int32{topic: 1}, 1)
+	publish(t, brokers, topic, 1)
+	sub := newSub(t, brokers, "g3", func(c *SubscriberConfig) { c.NackBackoff = 10 * time.Millisecond })
+	defer sub.Close()
+	ch, _ := sub.Subscribe(context.Background(), topic)
+	var attempts int
+	deadline := time.After(20 * time.Second)
+	for attempts < 3 {
+		select {
+		case msg := <-ch:
+			if msg.UUID != "uuid-0" || string(msg.Payload) != "payload-0" || msg.Metadata.Get("n") != "0" {
+				t.Fatalf("redelivery differs: %s %q %v", msg.UUID, msg.Payload, msg.Metadata)
+			}
+			attempts++
+			if attempts < 3 {
+				msg.Nack()
+			} else {
+				msg.Ack()
+			}
+		case <-deadline:
+			t.Fatalf("only %d deliveries", attempts)
+		}
+	}
+}
+
+func TestTwoMembersShareAndTakeOver(t *testing.T) {
+	brokers, k := testenv.Brokers(t)
+	if k == nil {
+		t.Skip("needs the embedded broker to watch the group")
+	}
+	topic := "share_" + testenv.Unique()
+	EnsureTopics(context.Background(), brokers, nil, map[string]int32{topic: 4}, 1)
+	a := newSub(t, brokers, "g4", nil)
+	b := newSub(t, brokers, "g4", nil)
+	cha, _ := a.Subscribe(context.Background(), topic)
+	chb, _ := b.Subscribe(context.Background(), topic)
+	ctx := testenv.Context(t, 30*time.Second)
+	if _, err := k.Cluster().WaitGroupStable(ctx, "g4", 2); err != nil {
+		t.Fatal(err)
+	}
+	sent := publish(t, brokers, topic, 400)
+
+	var mu sync.Mutex
+	got := map[string]int{}
+	fromA, fromB := 0, 0
+	drain := func(ch <-chan *message.Message, count *int, stop <-chan struct{}) {
+		for {
+			select {
+			case msg, ok := <-ch:
+				if !ok {
+					return
+				}
+				mu.Lock()
+				got[msg.UUID]++
+				*count++
+				mu.Unlock()
+				msg.Ack()
+			case <-stop:
+				return
+			}
+		}
+	}
+	stopA, stopB := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); drain(cha, &fromA, stopA) }()
+	go func() { defer wg.Done(); drain(chb, &fromB, stopB) }()
+	waitFor(t, 30*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == len(sent) })
+	mu.Lock()
+	if fromA == 0 || fromB == 0 {
+		t.Errorf("work not shared: a=%d b=%d", fromA, fromB)
+	}
+	mu.Unlock()
+
+	// a leaves; b takes over all partitions and gets what is published next.
+	close(stopA)
+	a.Close()
+	mu.Lock()
+	before := fromB
+	mu.Unlock()
+	more := publish(t, brokers, topic, 100) // uuid-0..99 again
+	waitFor(t, 30*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return fromB-before >= len(more) })
+	close(stopB)
+	wg.Wait()
+	b.Close()
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

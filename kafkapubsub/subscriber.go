@@ -1,0 +1,632 @@
+package kafkapubsub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// SubscriberConfig configures a Subscriber.
+type SubscriberConfig struct {
+	Brokers       []string
+	ConsumerGroup string
+	// ClientOptions are added to the client's options (TLS, SASL).
+	ClientOptions []kgo.Opt
+	// FromLatest makes a group that has no committed offset start at the end
+	// of the topic. The default is the beginning, so that nothing produced
+	// before the group's first start is skipped.
+	FromLatest bool
+	// MaxInFlight is how many messages of one subscription the router may
+	// hold at once. More in flight means bigger status batches and more
+	// throughput, at the cost of memory and redeliveries after a crash.
+	MaxInFlight int
+	// CommitInterval is how often acked offsets are committed. A crash
+	// redelivers what was acked since the last commit.
+	CommitInterval time.Duration
+	// DrainTimeout is how long Close, and a rebalance taking partitions away,
+	// wait for the messages in flight to be acked before giving up on them
+	// (they are then redelivered to whoever consumes next).
+	DrainTimeout time.Duration
+	// SessionTimeout is how long the group waits for a silent member before
+	// giving its partitions to the others.
+	SessionTimeout time.Duration
+	// NackBackoff is the first delay before a nacked message is redelivered;
+	// it doubles on each nack of the same message up to MaxNackBackoff.
+	NackBackoff    time.Duration
+	MaxNackBackoff time.Duration
+	Logger         *slog.Logger
+}
+
+func (c *SubscriberConfig) setDefaults() {
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 1024
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = time.Second
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 20 * time.Second
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
+	if c.NackBackoff == 0 {
+		c.NackBackoff = 100 * time.Millisecond
+	}
+	if c.MaxNackBackoff == 0 {
+		c.MaxNackBackoff = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c SubscriberConfig) Validate() error {
+	switch {
+	case len(c.Brokers) == 0:
+		return errors.New("kafka subscriber: no brokers")
+	case c.ConsumerGroup == "":
+		return errors.New("kafka subscriber: no consumer group")
+	case c.MaxInFlight < 1:
+		return errors.New("kafka subscriber: max in flight must be positive")
+	case c.CommitInterval <= 0 || c.DrainTimeout <= 0 || c.SessionTimeout <= 0 || c.NackBackoff <= 0 || c.MaxNackBackoff < c.NackBackoff:
+		return errors.New("kafka subscriber: intervals must be positive, and the max nack backoff at least the first")
+	}
+	return nil
+}
+
+// Subscriber consumes Kafka topics as a member of a consumer group.
+type Subscriber struct {
+	cfg SubscriberConfig
+
+	mu     sync.Mutex
+	subs   []*subscription
+	closed bool
+}
+
+// NewSubscriber returns a subscriber; it connects on Subscribe.
+func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Subscriber{cfg: cfg}, nil
+}
+
+// Subscribe joins the consumer group on topic and returns its messages. The
+// channel is closed after the subscription is closed and its messages in
+// flight have settled.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("kafka subscriber is closed")
+	}
+	sub, err := newSubscription(ctx, s.cfg, topic)
+	if err != nil {
+		return nil, err
+	}
+	s.subs = append(s.subs, sub)
+	return sub.out, nil
+}
+
+// Close closes every subscription: it stops fetching, waits up to
+// DrainTimeout for the messages in flight, commits, and leaves the group.
+func (s *Subscriber) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	subs := s.subs
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, sub := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sub.close(false)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// PartitionLag is the consumer lag of one partition: the messages between
+// the committed offset and the end of the partition.
+type PartitionLag struct {
+	Group     string
+	Topic     string
+	Partition int32
+	Lag       int64
+}
+
+// Lag reports the lag of every partition this subscriber consumes.
+func (s *Subscriber) Lag() []PartitionLag {
+	s.mu.Lock()
+	subs := s.subs
+	s.mu.Unlock()
+	var out []PartitionLag
+	for _, sub := range subs {
+		out = append(out, sub.lag()...)
+	}
+	return out
+}
+
+type subscription struct {
+	cfg    SubscriberConfig
+	topic  string
+	log    *slog.Logger
+	client *kgo.Client
+	out    chan *message.Message
+
+	pollCtx    context.Context // ends when closing starts
+	stopPoll   context.CancelFunc
+	closing    chan struct{}
+	abandon    chan struct{} // closed when the drain timeout ran out
+	closeOnce  sync.Once
+	runDone    chan struct{}
+	commitDone chan struct{}
+	waiters    sync.WaitGroup
+
+	mu         sync.Mutex
+	cond       *sync.Cond
+	parts      map[int32]*partition
+	inflight   int
+	redeliver  []*delivery
+	timers     map[*time.Timer]*delivery
+	isClosing  bool
+	commitMu   sync.Mutex // serialises commits with the revoke of partitions
+	ctxWatcher chan struct{}
+}
+
+type partition struct {
+	id        int32
+	win       *window
+	inflight  int
+	committed int64
+	hwm       int64
+	revoking  bool // nacks are dropped: the partition is going away
+	revoked   bool // never commit again
+	ctx       context.Context
+	cancel    context.CancelFunc
+}
+
+// delivery is one consumed record on its way through the router.
+type delivery struct {
+	part     *partition
+	key      []byte
+	payload  []byte
+	uuid     string
+	metadata message.Metadata
+	offset   int64
+	epoch    int32
+	attempt  int
+}
+
+func newSubscription(ctx context.Context, cfg SubscriberConfig, topic string) (*subscription, error) {
+	sub := &subscription{
+		cfg:        cfg,
+		topic:      topic,
+		log:        cfg.Logger.With("topic", topic, "group", cfg.ConsumerGroup),
+		out:        make(chan *message.Message),
+		closing:    make(chan struct{}),
+		abandon:    make(chan struct{}),
+		runDone:    make(chan struct{}),
+		commitDone: make(chan struct{}),
+		ctxWatcher: make(chan struct{}),
+		parts:      map[int32]*partition{},
+		timers:     map[*time.Timer]*delivery{},
+	}
+	sub.cond = sync.NewCond(&sub.mu)
+	start := kgo.NewOffset().AtStart()
+	if cfg.FromLatest {
+		start = kgo.NewOffset().AtEnd()
+	}
+	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ConsumerGroup(cfg.ConsumerGroup),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(start),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.SessionTimeout(cfg.SessionTimeout),
+		kgo.FetchMaxWait(time.Second),
+		kgo.OnPartitionsAssigned(sub.assigned),
+		kgo.OnPartitionsRevoked(sub.revoked),
+		kgo.OnPartitionsLost(sub.lost),
+	}, cfg.ClientOptions...)
+	client, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("create kafka consumer for %s: %w", topic, err)
+	}
+	sub.client = client
+	sub.pollCtx, sub.stopPoll = context.WithCancel(context.Background())
+	go sub.run()
+	go sub.commitLoop()
+	go func() {
+		defer close(sub.ctxWatcher)
+		select {
+		case <-ctx.Done():
+			sub.close(true)
+		case <-sub.closing:
+		}
+	}()
+	return sub, nil
+}
+
+func (s *subscription) run() {
+	defer close(s.runDone)
+	for {
+		s.mu.Lock()
+		for !s.isClosing && len(s.redeliver) == 0 && s.inflight >= s.cfg.MaxInFlight {
+			s.cond.Wait()
+		}
+		redo := s.redeliver
+		s.redeliver = nil
+		room := s.cfg.MaxInFlight - s.inflight
+		closing := s.isClosing
+		s.mu.Unlock()
+		if closing {
+			for _, d := range redo {
+				s.settle(d, false)
+			}
+			return
+		}
+		for _, d := range redo {
+			s.send(d)
+		}
+		if room <= 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(s.pollCtx, 500*time.Millisecond)
+		fetches := s.client.PollRecords(ctx, room)
+		cancel()
+		if fetches.IsClientClosed() {
+			return
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				s.log.Warn("kafka fetch error", "partition", p, "error", err)
+			}
+		})
+		fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
+			s.mu.Lock()
+			part := s.partitionLocked(ftp.Partition)
+			part.hwm = ftp.HighWatermark
+			ds := make([]*delivery, len(ftp.Records))
+			for i, r := range ftp.Records {
+				ds[i] = newDelivery(part, r)
+				part.win.add(r.Offset, r.LeaderEpoch)
+				part.inflight++
+				s.inflight++
+			}
+			s.mu.Unlock()
+			for _, d := range ds {
+				s.send(d)
+			}
+		})
+		s.client.AllowRebalance()
+	}
+}
+
+func newDelivery(part *partition, r *kgo.Record) *delivery {
+	d := &delivery{part: part, key: r.Key, payload: r.Value, offset: r.Offset, epoch: r.LeaderEpoch,
+		metadata: make(message.Metadata, len(r.Headers))}
+	for _, h := range r.Headers {
+		if h.Key == UUIDHeader {
+			d.uuid = string(h.Value)
+		} else {
+			d.metadata[h.Key] = string(h.Value)
+		}
+	}
+	if d.uuid == "" {
+		// Produced outside Watermill: name it by its position, which is
+		// stable across redeliveries.
+		d.uuid = r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10)
+	}
+	return d
+}
+
+// send hands a delivery to the router as a fresh message; a message can be
+// acked or nacked once, so a redelivery needs a new one.
+func (s *subscription) send(d *delivery) {
+	msg := message.NewMessage(d.uuid, d.payload)
+	msg.Metadata = make(message.Metadata, len(d.metadata))
+	for k, v := range d.metadata {
+		msg.Metadata[k] = v
+	}
+	msg.SetContext(withPosition(d.part.ctx, Position{Topic: s.topic, Partition: d.part.id, Offset: d.offset, Key: d.key}))
+	select {
+	case s.out <- msg:
+	case <-s.closing:
+		s.settle(d, false)
+		return
+	}
+	s.waiters.Add(1)
+	go s.await(d, msg)
+}
+
+func (s *subscription) await(d *delivery, msg *message.Message) {
+	defer s.waiters.Done()
+	select {
+	case <-msg.Acked():
+		s.settle(d, true)
+	case <-msg.Nacked():
+		s.nacked(d)
+	case <-s.abandon:
+		s.settle(d, false)
+	}
+}
+
+// settle takes a delivery out of flight: acked, or given up on (its offset
+// then stays uncommitted, so the message is consumed again later).
+func (s *subscription) settle(d *delivery, acked bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if acked {
+		d.part.win.ack(d.offset)
+	}
+	d.part.inflight--
+	s.inflight--
+	s.cond.Broadcast()
+}
+
+func (s *subscription) nacked(d *delivery) {
+	s.mu.Lock()
+	if s.isClosing || d.part.revoking {
+		s.mu.Unlock()
+		s.settle(d, false)
+		return
+	}
+	d.attempt++
+	delay := s.cfg.NackBackoff << min(d.attempt-1, 16)
+	if delay > s.cfg.MaxNackBackoff || delay <= 0 {
+		delay = s.cfg.MaxNackBackoff
+	}
+	var t *time.Timer
+	t = time.AfterFunc(delay, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if _, ok := s.timers[t]; !ok {
+			return // stopped by close, which settled d
+		}
+		delete(s.timers, t)
+		s.redeliver = append(s.redeliver, d)
+		s.cond.Broadcast()
+	})
+	s.timers[t] = d
+	s.mu.Unlock()
+}
+
+func (s *subscription) partitionLocked(id int32) *partition {
+	p := s.parts[id]
+	if p == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		p = &partition{id: id, win: newWindow(), committed: -1, ctx: ctx, cancel: cancel}
+		s.parts[id] = p
+	}
+	return p
+}
+
+func (s *subscription) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range assigned[s.topic] {
+		s.partitionLocked(id)
+	}
+	s.log.Info("partitions assigned", "partitions", assigned[s.topic])
+}
+
+// revoked runs when partitions go to another member (or the group is left):
+// it waits for their messages in flight, commits what was acked, and lets
+// the partitions go. Messages still in flight after DrainTimeout are given
+// up on; the next owner consumes them again.
+func (s *subscription) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	s.mu.Lock()
+	var parts []*partition
+	for _, id := range revoked[s.topic] {
+		if p := s.parts[id]; p != nil {
+			p.revoking = true
+			parts = append(parts, p)
+		}
+	}
+	s.waitDrainedLocked(parts, time.Now().Add(s.cfg.DrainTimeout))
+	s.mu.Unlock()
+
+	s.commit(ctx, parts, true)
+
+	s.mu.Lock()
+	for _, p := range parts {
+		p.cancel()
+		delete(s.parts, p.id)
+	}
+	s.mu.Unlock()
+	if len(parts) > 0 {
+		s.log.Info("partitions revoked", "partitions", revoked[s.topic])
+	}
+}
+
+// lost runs when the group dropped this member: nothing may be committed.
+func (s *subscription) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range lost[s.topic] {
+		if p := s.parts[id]; p != nil {
+			p.revoking, p.revoked = true, true
+			p.cancel()
+			delete(s.parts, id)
+		}
+	}
+	s.log.Warn("partitions lost; their messages in flight will be consumed again", "partitions", lost[s.topic])
+}
+
+// waitDrainedLocked waits, with s.mu held, until parts have nothing in
+// flight or the deadline passes.
+func (s *subscription) waitDrainedLocked(parts []*partition, deadline time.Time) bool {
+	t := time.AfterFunc(time.Until(deadline), func() {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer t.Stop()
+	for {
+		busy := 0
+		for _, p := range parts {
+			busy += p.inflight
+		}
+		if busy == 0 {
+			return true
+		}
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		s.cond.Wait()
+	}
+}
+
+func (s *subscription) commitLoop() {
+	defer close(s.commitDone)
+	t := time.NewTicker(s.cfg.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+			s.mu.Lock()
+			parts := make([]*partition, 0, len(s.parts))
+			for _, p := range s.parts {
+				parts = append(parts, p)
+			}
+			s.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			s.commit(ctx, parts, false)
+			cancel()
+		}
+	}
+}
+
+// commit commits the acked offsets of parts that moved since their last
+// commit. With final set, the partitions are marked revoked afterwards, under
+// the same lock, so that no later commit can touch them.
+func (s *subscription) commit(ctx context.Context, parts []*partition, final bool) {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	offsets := map[int32]kgo.EpochOffset{}
+	s.mu.Lock()
+	for _, p := range parts {
+		if !p.revoked && p.win.commit.Offset > p.committed {
+			offsets[p.id] = p.win.commit
+		}
+	}
+	s.mu.Unlock()
+	if len(offsets) > 0 {
+		var cerr error
+		s.client.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{s.topic: offsets},
+			func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+				cerr = err
+				if err != nil {
+					return
+				}
+				for _, t := range resp.Topics {
+					for _, p := range t.Partitions {
+						if p.ErrorCode != 0 && cerr == nil {
+							cerr = fmt.Errorf("commit partition %d: error code %d", p.Partition, p.ErrorCode)
+							delete(offsets, p.Partition)
+						}
+					}
+				}
+			})
+		if cerr != nil && !errors.Is(cerr, context.Canceled) {
+			s.log.Warn("offset commit failed; it is retried at the next interval", "error", cerr)
+		}
+		s.mu.Lock()
+		for _, p := range parts {
+			if eo, ok := offsets[p.id]; ok && (cerr == nil || final) {
+				p.committed = max(p.committed, eo.Offset)
+			}
+		}
+		s.mu.Unlock()
+	}
+	if final {
+		s.mu.Lock()
+		for _, p := range parts {
+			p.revoked = true
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *subscription) lag() []PartitionLag {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]PartitionLag, 0, len(s.parts))
+	for _, p := range s.parts {
+		pos := p.win.commit.Offset
+		if pos < 0 && len(p.win.entries) > 0 {
+			pos = p.win.entries[0].offset
+		}
+		lag := int64(0)
+		if pos >= 0 && p.hwm > pos {
+			lag = p.hwm - pos
+		}
+		out = append(out, PartitionLag{Group: s.cfg.ConsumerGroup, Topic: s.topic, Partition: p.id, Lag: lag})
+	}
+	return out
+}
+
+// close stops fetching, waits for the messages in flight, commits and leaves
+// the group. It is safe to call more than once and from several goroutines.
+func (s *subscription) close(fromWatcher bool) {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.isClosing = true
+		// Nacked messages waiting for redelivery are given up on.
+		for t, d := range s.timers {
+			t.Stop()
+			d.part.inflight--
+			s.inflight--
+		}
+		s.timers = nil
+		s.cond.Broadcast()
+		s.mu.Unlock()
+		close(s.closing)
+		s.stopPoll()
+		<-s.runDone
+		<-s.commitDone
+
+		s.mu.Lock()
+		parts := make([]*partition, 0, len(s.parts))
+		for _, p := range s.parts {
+			parts = append(parts, p)
+		}
+		drained := s.waitDrainedLocked(parts, time.Now().Add(s.cfg.DrainTimeout))
+		s.mu.Unlock()
+		if !drained {
+			s.log.Warn("messages still in flight after the drain timeout; they will be consumed again")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		s.commit(ctx, parts, true)
+		cancel()
+		close(s.abandon)
+		s.waiters.Wait()
+		for _, p := range parts {
+			p.cancel()
+		}
+		// Leaving the group runs revoked for every partition; they are all
+		// settled and marked revoked by now, so it neither waits nor commits.
+		s.client.AllowRebalance()
+		s.client.Close()
+		close(s.out)
+	})
+	if !fromWatcher {
+		<-s.ctxWatcher
+	}
+}

@@ -1,0 +1,173 @@
+package status
+
+import (
+	"slices"
+	"time"
+)
+
+// fold accumulates the records of one order. Its result depends only on the
+// set of records, not on their order or repetition.
+type fold struct {
+	id      int64
+	lines   int
+	line    []lineFold
+	failed  string // a failure of the order's undecodable message (line -1)
+	first   time.Time
+	last    time.Time
+	history bool
+	events  []Event
+}
+
+type lineFold struct {
+	reached     uint8 // bit i set: stage of rank i+1 recorded
+	route       string
+	rejected    bool
+	rejectedWhy string
+	failed      bool
+	failedRank  int // rank of the stage the line failed to reach
+	failedWhy   string
+}
+
+func (f *fold) add(d *batchDoc, r *recDoc) {
+	t := r.Time
+	if f.first.IsZero() || t.Before(f.first) {
+		f.first = t
+	}
+	if t.After(f.last) {
+		f.last = t
+	}
+	if n := int(r.Lines); n > f.lines {
+		f.lines = n
+	}
+	if f.history {
+		ev := Event{Line: int(r.Line), Status: d.Status, Stage: d.Stage, Time: t, Handler: d.Handler,
+			Topic: d.Topic, Partition: r.Partition, Offset: r.Offset, Output: d.Output, Route: d.Route,
+			Reason: r.Reason, Partner: r.Partner, Detail: r.Detail}
+		f.events = append(f.events, ev)
+	}
+	if r.Line < 0 {
+		if d.Status == Failed && f.failed == "" {
+			f.failed = r.Reason
+		}
+		return
+	}
+	l := f.lineAt(int(r.Line))
+	switch d.Status {
+	case Rejected:
+		if !l.rejected {
+			l.rejected, l.rejectedWhy = true, r.Reason
+		}
+	case Failed:
+		// Keep the failure of the latest stage; a later success there
+		// clears it (a replay that worked).
+		if rank := d.Stage.Rank(); !l.failed || rank > l.failedRank {
+			l.failed, l.failedRank, l.failedWhy = true, rank, r.Reason
+		}
+	default:
+		if rank := d.Status.Rank(); rank > 0 {
+			l.reached |= 1 << (rank - 1)
+		}
+		if d.Route != "" {
+			l.route = d.Route
+		}
+	}
+}
+
+func (f *fold) lineAt(i int) *lineFold {
+	for len(f.line) <= i {
+		f.line = append(f.line, lineFold{})
+	}
+	return &f.line[i]
+}
+
+// highest is the rank of the highest stage a line reached.
+func (l *lineFold) highest() int {
+	for rank := len(Stages); rank > 0; rank-- {
+		if l.reached&(1<<(rank-1)) != 0 {
+			return rank
+		}
+	}
+	return 0
+}
+
+func (l *lineFold) failedNow() bool { return l.failed && l.highest() < max(l.failedRank, 1) }
+
+func (f *fold) order(deliveryEnabled bool) *Order {
+	o := &Order{ID: f.id, Lines: f.lines, FirstSeen: f.first, LastSeen: f.last}
+	n := max(f.lines, len(f.line))
+	minRank, external, delivered := len(Stages), 0, 0
+	for i := 0; i < n; i++ {
+		var l lineFold
+		if i < len(f.line) {
+			l = f.line[i]
+		}
+		ls := LineState{Line: i, Route: l.route, reached: l.highest()}
+		switch {
+		case l.rejected:
+			ls.Status, ls.Reason = Rejected, l.rejectedWhy
+			if o.Status != Rejected {
+				o.Status, o.Reason = Rejected, l.rejectedWhy
+			}
+		case l.failedNow():
+			ls.Status, ls.Reason = Failed, l.failedWhy
+			if o.Status == "" {
+				o.Status, o.Reason = Failed, l.failedWhy
+			}
+		case ls.reached == 0:
+			ls.Status = Pending
+		default:
+			ls.Status = Stages[ls.reached-1]
+		}
+		o.Progress = append(o.Progress, ls)
+		// Delivery is the external lines' last stage; an internal line is
+		// done once routed.
+		rank := min(ls.reached, Routed.Rank())
+		minRank = min(minRank, rank)
+		if l.route == "external" {
+			external++
+			if ls.reached >= Delivered.Rank() {
+				delivered++
+			}
+		}
+	}
+	if o.Status == "" && f.failed != "" {
+		o.Status, o.Reason = Failed, f.failed
+	}
+	if o.Status == "" {
+		switch {
+		case n == 0 || minRank == 0:
+			o.Status = Pending
+		case minRank == Routed.Rank() && external > 0 && delivered == external:
+			o.Status = Delivered
+		default:
+			o.Status = Stages[minRank-1]
+		}
+	}
+	switch o.Status {
+	case Rejected, Failed, Delivered:
+		o.Final = true
+	case Routed:
+		o.Final = external == 0 || !deliveryEnabled
+	}
+	if f.history {
+		slices.SortStableFunc(f.events, func(a, b Event) int { return a.Time.Compare(b.Time) })
+		seen := map[[2]int]bool{}
+		for i := range f.events {
+			ev := &f.events[i]
+			k := [2]int{ev.Line, statusIndex(ev.Status)}
+			ev.Repeat = seen[k] && ev.Status != Failed
+			seen[k] = true
+		}
+		o.History = f.events
+	}
+	return o
+}
+
+func statusIndex(s Status) int {
+	for i, st := range All {
+		if st == s {
+			return i
+		}
+	}
+	return -1
+}

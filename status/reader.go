@@ -1,0 +1,203 @@
+package status
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Order is the derived status of one order.
+type Order struct {
+	ID     int64  `json:"order_id"`
+	Status Status `json:"status"`
+	Reason string `json:"reason,omitempty"`
+	// Final says the order will not move on by itself.
+	Final bool `json:"final"`
+	Lines int  `json:"lines"`
+	// Progress is each line's own status.
+	Progress []LineState `json:"line_progress"`
+	// History lists the records, oldest first; only Orders fills it.
+	History []Event `json:"history,omitempty"`
+	// FirstSeen and LastSeen are the times of its oldest and newest record.
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+}
+
+// LineState is the status of one line of an order.
+type LineState struct {
+	Line   int    `json:"line"`
+	Status Status `json:"status"`
+	Route  string `json:"route,omitempty"`
+	Reason string `json:"reason,omitempty"`
+
+	reached int // rank of the highest stage reached
+}
+
+// Event is one record in an order's history.
+type Event struct {
+	Line      int       `json:"line"`
+	Status    Status    `json:"status"`
+	Stage     Status    `json:"stage,omitempty"`
+	Time      time.Time `json:"time"`
+	Handler   string    `json:"handler,omitempty"`
+	Topic     string    `json:"topic,omitempty"`
+	Partition int32     `json:"partition"`
+	Offset    int64     `json:"offset"`
+	Output    string    `json:"output,omitempty"`
+	Route     string    `json:"route,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Partner   string    `json:"partner,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+	// Repeat marks a record of a line and status already recorded: a
+	// redelivery. It does not count twice.
+	Repeat bool `json:"repeat,omitempty"`
+}
+
+// Reader derives order statuses from the stored records.
+type Reader struct {
+	coll *mongo.Collection
+	// DeliveryEnabled says that external lines go on to a delivery stage, so
+	// an order with external lines is final only once they are delivered.
+	DeliveryEnabled bool
+}
+
+// NewReader returns a reader over the records in coll.
+func NewReader(coll *mongo.Collection, deliveryEnabled bool) *Reader {
+	return &Reader{coll: coll, DeliveryEnabled: deliveryEnabled}
+}
+
+// Orders returns the given orders with their history, in the order asked;
+// an id with no record is left out.
+func (r *Reader) Orders(ctx context.Context, ids ...int64) ([]*Order, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	want := make(map[int64]*fold, len(ids))
+	for _, id := range ids {
+		want[id] = nil
+	}
+	filter := bson.D{{Key: "orders", Value: bson.D{{Key: "$in", Value: ids}}}}
+	err := r.scan(ctx, filter, func(d *batchDoc, rec *recDoc) {
+		f, ok := want[rec.OrderID]
+		if !ok {
+			return
+		}
+		if f == nil {
+			f = &fold{id: rec.OrderID, history: true}
+			want[rec.OrderID] = f
+		}
+		f.add(d, rec)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []*Order
+	for _, id := range ids {
+		if f := want[id]; f != nil {
+			out = append(out, f.order(r.DeliveryEnabled))
+			want[id] = nil
+		}
+	}
+	return out, nil
+}
+
+// All returns every order, by id, without history.
+func (r *Reader) All(ctx context.Context) ([]*Order, error) {
+	folds := map[int64]*fold{}
+	err := r.scan(ctx, bson.D{}, func(d *batchDoc, rec *recDoc) {
+		f := folds[rec.OrderID]
+		if f == nil {
+			f = &fold{id: rec.OrderID}
+			folds[rec.OrderID] = f
+		}
+		f.add(d, rec)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Order, 0, len(folds))
+	for _, f := range folds {
+		out = append(out, f.order(r.DeliveryEnabled))
+	}
+	slices.SortFunc(out, func(a, b *Order) int { return int(min(max(a.ID-b.ID, -1), 1)) })
+	return out, nil
+}
+
+// Summary counts orders per status and lines per stage.
+type Summary struct {
+	Orders   int            `json:"orders"`
+	ByStatus map[Status]int `json:"by_status"`
+	// LinesByStage counts the distinct lines that reached each stage or a
+	// later one.
+	LinesByStage map[Status]int `json:"lines_by_stage"`
+	// LinesRejected and LinesFailed count lines, where ByStatus counts
+	// orders.
+	LinesRejected int `json:"lines_rejected"`
+	LinesFailed   int `json:"lines_failed"`
+	NotFinal      int `json:"not_final"`
+}
+
+// Summarize counts orders.
+func Summarize(orders []*Order) Summary {
+	s := Summary{ByStatus: map[Status]int{}, LinesByStage: map[Status]int{}}
+	for _, st := range All {
+		s.ByStatus[st] = 0
+	}
+	for _, st := range Stages {
+		s.LinesByStage[st] = 0
+	}
+	for _, o := range orders {
+		s.Orders++
+		s.ByStatus[o.Status]++
+		if !o.Final {
+			s.NotFinal++
+		}
+		for _, l := range o.Progress {
+			switch l.Status {
+			case Rejected:
+				s.LinesRejected++
+			case Failed:
+				s.LinesFailed++
+			}
+		}
+	}
+	for _, o := range orders {
+		for _, l := range o.Progress {
+			for _, st := range Stages {
+				if l.reached >= st.Rank() {
+					s.LinesByStage[st]++
+				}
+			}
+		}
+	}
+	return s
+}
+
+func (r *Reader) scan(ctx context.Context, filter bson.D, fn func(*batchDoc, *recDoc)) error {
+	cur, err := r.coll.Find(ctx, filter, options.Find().SetBatchSize(200))
+	if err != nil {
+		return fmt.Errorf("read order status: %w", err)
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		var d batchDoc
+		if err := cur.Decode(&d); err != nil {
+			return fmt.Errorf("read order status: %w", err)
+		}
+		if err := d.unpack(); err != nil {
+			return fmt.Errorf("read order status: %w", err)
+		}
+		for i := range d.Recs {
+			fn(&d, &d.Recs[i])
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return fmt.Errorf("read order status: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,224 @@
+package status
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/orderflow/orderflow/failure"
+)
+
+// Collection is where the status records are kept.
+const Collection = "order_events"
+
+// RecorderConfig configures a Recorder.
+type RecorderConfig struct {
+	// MaxBatch is the most records one write carries.
+	MaxBatch int
+	// MaxDocRecords is the most records one document holds. Records of one
+	// stage and handler share a document, so a write is a few large inserts.
+	MaxDocRecords int
+	// WriteTimeout bounds one write; a write that times out fails its batch,
+	// whose messages are then redelivered.
+	WriteTimeout time.Duration
+	Logger       *slog.Logger
+	// OnFlush, when set, is called after every write with its size, how long
+	// it took and its error. Metrics hang here.
+	OnFlush func(records int, took time.Duration, err error)
+}
+
+func (c *RecorderConfig) setDefaults() {
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 4000
+	}
+	if c.MaxDocRecords == 0 {
+		c.MaxDocRecords = 1000
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c RecorderConfig) Validate() error {
+	if c.MaxBatch < 1 || c.MaxDocRecords < 1 || c.WriteTimeout <= 0 {
+		return errors.New("status recorder: batch sizes and write timeout must be positive")
+	}
+	return nil
+}
+
+// Recorder writes status records in batches: every record handed to Record
+// while a write is in flight goes into the next write, so the number of
+// MongoDB round trips falls as the load rises (group commit). Record returns
+// when its records are durable.
+type Recorder struct {
+	coll *mongo.Collection
+	cfg  RecorderConfig
+
+	mu      sync.Mutex
+	queue   []*batch
+	closed  bool
+	wake    chan struct{}
+	stopped chan struct{}
+}
+
+type batch struct {
+	recs []Record
+	done chan struct{}
+	err  error
+}
+
+// NewRecorder starts a recorder writing to coll. Close stops it.
+func NewRecorder(coll *mongo.Collection, cfg RecorderConfig) (*Recorder, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Recorder{coll: coll, cfg: cfg, wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+	go r.run()
+	return r, nil
+}
+
+// EnsureIndexes creates the index that finds an order's records on a real
+// MongoDB (the embedded server scans regardless).
+func EnsureIndexes(ctx context.Context, coll *mongo.Collection) error {
+	_, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "orders", Value: 1}}})
+	if err != nil {
+		return fmt.Errorf("create index on %s.orders: %w", coll.Name(), err)
+	}
+	return nil
+}
+
+var errClosed = errors.New("status recorder is closed")
+
+// Record queues recs for the next write and waits until it is done. It fails
+// when the write fails (the caller should retry the message later), or when
+// ctx ends first; the records may then still be written, which is harmless
+// because records are idempotent.
+func (r *Recorder) Record(ctx context.Context, recs ...Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return failure.Unavailable(errClosed)
+	}
+	var b *batch
+	if n := len(r.queue); n > 0 && len(r.queue[n-1].recs)+len(recs) <= r.cfg.MaxBatch {
+		b = r.queue[n-1]
+	} else {
+		b = &batch{done: make(chan struct{})}
+		r.queue = append(r.queue, b)
+	}
+	b.recs = append(b.recs, recs...)
+	select { // under mu, so Close cannot close wake in between
+	case r.wake <- struct{}{}:
+	default:
+	}
+	r.mu.Unlock()
+	select {
+	case <-b.done:
+		return b.err
+	case <-ctx.Done():
+		return fmt.Errorf("wait for status write: %w", ctx.Err())
+	}
+}
+
+// Close writes what is queued and stops the recorder.
+func (r *Recorder) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	close(r.wake)
+	r.mu.Unlock()
+	<-r.stopped
+	return nil
+}
+
+func (r *Recorder) run() {
+	defer close(r.stopped)
+	for {
+		r.mu.Lock()
+		var b *batch
+		if len(r.queue) > 0 {
+			b = r.queue[0]
+			r.queue = r.queue[1:]
+		}
+		r.mu.Unlock()
+		if b == nil {
+			if _, ok := <-r.wake; !ok {
+				r.mu.Lock()
+				empty := len(r.queue) == 0
+				r.mu.Unlock()
+				if empty {
+					return
+				}
+			}
+			continue
+		}
+		b.err = r.write(b.recs)
+		close(b.done)
+	}
+}
+
+func (r *Recorder) write(recs []Record) error {
+	start := time.Now()
+	docs := toDocs(recs, r.cfg.MaxDocRecords, start)
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
+	defer cancel()
+	_, err := r.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if r.cfg.OnFlush != nil {
+		r.cfg.OnFlush(len(recs), time.Since(start), err)
+	}
+	if err != nil {
+		r.cfg.Logger.Warn("status write failed; its messages will be redelivered", "records", len(recs), "error", err)
+		return failure.Unavailable(fmt.Errorf("write %d status records: %w", len(recs), err))
+	}
+	return nil
+}
+
+type docKey struct {
+	status, stage                 Status
+	handler, topic, output, route string
+}
+
+func toDocs(recs []Record, maxPerDoc int, now time.Time) []any {
+	groups := map[docKey]*batchDoc{}
+	var docs []any
+	for _, rec := range recs {
+		k := docKey{rec.Status, rec.Stage, rec.Handler, rec.Topic, rec.Output, rec.Route}
+		if rec.Status != Failed {
+			k.stage = ""
+		}
+		d := groups[k]
+		if d == nil || len(d.Recs) >= maxPerDoc {
+			d = &batchDoc{ID: bson.NewObjectID(), Status: k.status, Stage: k.stage, Handler: k.handler,
+				Topic: k.topic, Output: k.output, Route: k.route, Written: now}
+			groups[k] = d
+			docs = append(docs, d)
+		}
+		d.Recs = append(d.Recs, recDoc{
+			OrderID: rec.OrderID, Line: int32(rec.Line), Lines: int32(rec.Lines),
+			Time: rec.Time, Partition: rec.Partition, Offset: rec.Offset,
+			Reason: rec.Reason, Partner: rec.Partner, Detail: rec.Detail,
+		})
+	}
+	for _, d := range docs {
+		d.(*batchDoc).pack()
+	}
+	return docs
+}
