@@ -106,10 +106,28 @@ func (r *Reader) Orders(ctx context.Context, ids ...int64) ([]*Order, error) {
 	return out, nil
 }
 
+// Range returns the orders with ids from first to last that have records,
+// by id, without history. It reads only the documents whose order bounds
+// overlap the range.
+func (r *Reader) Range(ctx context.Context, first, last int64) ([]*Order, error) {
+	filter := bson.D{
+		{Key: "omax", Value: bson.D{{Key: "$gte", Value: first}}},
+		{Key: "omin", Value: bson.D{{Key: "$lte", Value: last}}},
+	}
+	return r.collect(ctx, filter, func(id int64) bool { return id >= first && id <= last })
+}
+
 // All returns every order, by id, without history.
 func (r *Reader) All(ctx context.Context) ([]*Order, error) {
+	return r.collect(ctx, bson.D{}, func(int64) bool { return true })
+}
+
+func (r *Reader) collect(ctx context.Context, filter bson.D, keep func(int64) bool) ([]*Order, error) {
 	folds := map[int64]*fold{}
-	err := r.scan(ctx, bson.D{}, func(d *batchDoc, rec *recDoc) {
+	err := r.scan(ctx, filter, func(d *batchDoc, rec *recDoc) {
+		if !keep(rec.OrderID) {
+			return
+		}
 		f := folds[rec.OrderID]
 		if f == nil {
 			f = &fold{id: rec.OrderID}

@@ -1,0 +1,394 @@
+package app
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvPrefix starts every environment variable that overrides a setting: the
+// key path in upper case, with dots and dashes as underscores. List entries
+// are addressed by name: ORDERFLOW_KAFKA_BROKERS, ORDERFLOW_MONGODB_URI,
+// ORDERFLOW_HANDLERS_ENRICH_ENABLED, ORDERFLOW_TOPICS_RAW_ORDER_PARTITIONS,
+// ORDERFLOW_MIDDLEWARE_RETRY_MAX_RETRIES.
+const EnvPrefix = "ORDERFLOW_"
+
+// Load reads a configuration: the YAML in data (named file in errors), then
+// environment variables from env on top, then defaults for what is still
+// unset. The result is validated; every problem is reported with its key
+// and, when it comes from the file, its line.
+func Load(data []byte, file string, env func(string) (string, bool)) (*Config, error) {
+	var p problems
+	lines := map[string]int{}
+	cfg := &Config{}
+	if len(bytes.TrimSpace(data)) > 0 {
+		var doc yaml.Node
+		if err := yaml.Unmarshal(data, &doc); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		if len(doc.Content) > 0 {
+			walkNode(doc.Content[0], reflect.TypeOf(Config{}), "", lines, &p)
+		}
+		if err := p.err(lines, file); err != nil {
+			return nil, err
+		}
+		if err := yaml.Unmarshal(data, cfg); err != nil {
+			var te *yaml.TypeError
+			if errors.As(err, &te) {
+				out := make([]string, len(te.Errors))
+				for i, e := range te.Errors {
+					out[i] = file + ": " + e
+				}
+				return nil, &ConfigError{Problems: out}
+			}
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+	}
+	if env != nil {
+		applyEnv(reflect.ValueOf(cfg).Elem(), strings.TrimSuffix(EnvPrefix, "_"), env, &p)
+	}
+	cfg.setDefaults()
+	cfg.validate(&p)
+	if err := p.err(lines, file); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// OSEnv reads the process environment.
+func OSEnv(name string) (string, bool) { return os.LookupEnv(name) }
+
+var (
+	durationType   = reflect.TypeOf(Duration{})
+	middlewareType = reflect.TypeOf(Middleware{})
+)
+
+// walkNode checks the YAML tree against the Go type: every key must be a
+// known one, and no secret may be written in the file. It records the line
+// of every key it meets under its path ("handlers[1].processor").
+func walkNode(n *yaml.Node, t reflect.Type, path string, lines map[string]int, p *problems) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if path != "" {
+		if _, ok := lines[path]; !ok {
+			lines[path] = n.Line
+		}
+	}
+	switch {
+	case t == durationType:
+		return
+	case t == middlewareType:
+		if n.Kind == yaml.MappingNode && len(n.Content) == 2 {
+			kind := n.Content[0].Value
+			if f := middlewareParams[kind]; f != nil {
+				walkNode(n.Content[1], reflect.TypeOf(f()), path+"."+kind, lines, p)
+			}
+		}
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return // the decoder reports the type mismatch
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, val := n.Content[i], n.Content[i+1]
+			f, ok := fieldByTag(t, key.Value)
+			at := join(path, key.Value)
+			lines[at] = key.Line
+			if !ok {
+				p.add(at, "unknown key %q%s", key.Value, suggest(t, key.Value))
+				continue
+			}
+			if f.Tag.Get("secret") == "true" && val.Value != "" {
+				p.add(at, "secrets must not be written in the file: set %s in the environment instead", envName(at))
+				continue
+			}
+			if at == "mongodb.uri" {
+				if u, err := url.Parse(val.Value); err == nil && u.User != nil {
+					if _, has := u.User.Password(); has {
+						p.add(at, "the URI holds a password: keep it out of the file and set ORDERFLOW_MONGODB_PASSWORD (or the whole ORDERFLOW_MONGODB_URI) in the environment")
+					}
+				}
+			}
+			walkNode(val, f.Type, at, lines, p)
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return
+		}
+		for i, item := range n.Content {
+			walkNode(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), lines, p)
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			at := join(path, n.Content[i].Value)
+			lines[at] = n.Content[i].Line
+			walkNode(n.Content[i+1], t.Elem(), at, lines, p)
+		}
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func fieldByTag(t reflect.Type, tag string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name == tag {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// suggest names the known keys of t, to help with a typo.
+func suggest(t reflect.Type, _ string) string {
+	var keys []string
+	for i := 0; i < t.NumField(); i++ {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" && name != "-" {
+			keys = append(keys, name)
+		}
+	}
+	return " (known keys: " + strings.Join(keys, ", ") + ")"
+}
+
+// envName is the environment variable of a key path such as
+// "kafka.sasl.password".
+func envName(path string) string {
+	var b strings.Builder
+	b.WriteString(EnvPrefix)
+	for _, r := range strings.ToUpper(path) {
+		if (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// applyEnv sets every value whose environment variable is set. name is the
+// variable name of v without the trailing underscore.
+func applyEnv(v reflect.Value, name string, env func(string) (string, bool), p *problems) {
+	switch {
+	case v.Type() == durationType:
+		if s, ok := env(name); ok {
+			v.Addr().Interface().(*Duration).set(s)
+		}
+		return
+	case v.Type() == middlewareType:
+		m := v.Addr().Interface().(*Middleware)
+		if params := m.params(); params != nil && !isNilPointer(params) {
+			applyEnv(reflect.ValueOf(params).Elem(), name, env, p)
+		}
+		return
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+			if tag == "" || tag == "-" {
+				continue
+			}
+			applyEnv(v.Field(i), name+"_"+envPart(tag), env, p)
+		}
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Struct {
+			for i := 0; i < v.Len(); i++ {
+				elem := v.Index(i)
+				if key := elemName(elem); key != "" {
+					applyEnv(elem, name+"_"+envPart(key), env, p)
+				}
+			}
+			return
+		}
+		s, ok := env(name)
+		if !ok {
+			return
+		}
+		parts := strings.Split(s, ",")
+		out := reflect.MakeSlice(v.Type(), 0, len(parts))
+		for _, part := range parts {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			elem := reflect.New(v.Type().Elem()).Elem()
+			if err := setScalar(elem, part); err != nil {
+				p.add("environment "+name, "%v", err)
+				return
+			}
+			out = reflect.Append(out, elem)
+		}
+		v.Set(out)
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			val := reflect.New(v.Type().Elem()).Elem()
+			val.Set(v.MapIndex(k))
+			applyEnv(val, name+"_"+envPart(k.String()), env, p)
+			v.SetMapIndex(k, val)
+		}
+	case reflect.Pointer:
+		s, ok := env(name)
+		if !ok {
+			return
+		}
+		elem := reflect.New(v.Type().Elem())
+		if err := setScalar(elem.Elem(), s); err != nil {
+			p.add("environment "+name, "%v", err)
+			return
+		}
+		v.Set(elem)
+	default:
+		if s, ok := env(name); ok {
+			if err := setScalar(v, s); err != nil {
+				p.add("environment "+name, "%v", err)
+			}
+		}
+	}
+}
+
+func envPart(key string) string { return strings.TrimPrefix(envName(key), EnvPrefix) }
+
+// elemName is the name a list entry is addressed by in the environment.
+func elemName(v reflect.Value) string {
+	if v.Type() == middlewareType {
+		return v.FieldByName("Kind").String()
+	}
+	if f := v.FieldByName("Name"); f.IsValid() && f.Kind() == reflect.String {
+		return f.String()
+	}
+	return ""
+}
+
+func setScalar(v reflect.Value, s string) error {
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Int, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", s)
+		}
+		v.SetInt(n)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", s)
+		}
+		v.SetFloat(f)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", s)
+		}
+		v.SetBool(b)
+	default:
+		return fmt.Errorf("cannot be set from the environment")
+	}
+	return nil
+}
+
+func isNilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
+}
+
+// walkDurations calls fn with every Duration of the configuration and its
+// key path, so invalid ones can be reported.
+func walkDurations(c *Config, fn func(path string, d Duration)) {
+	var walk func(v reflect.Value, path string)
+	walk = func(v reflect.Value, path string) {
+		switch {
+		case v.Type() == durationType:
+			fn(path, v.Interface().(Duration))
+			return
+		case v.Type() == middlewareType:
+			m := v.Interface().(Middleware)
+			if params := m.params(); params != nil && !isNilPointer(params) {
+				walk(reflect.ValueOf(params).Elem(), path+"."+m.Kind)
+			}
+			return
+		}
+		switch v.Kind() {
+		case reflect.Struct:
+			for i := 0; i < v.NumField(); i++ {
+				tag, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+				if tag != "" && tag != "-" {
+					walk(v.Field(i), join(path, tag))
+				}
+			}
+		case reflect.Slice:
+			for i := 0; i < v.Len(); i++ {
+				walk(v.Index(i), fmt.Sprintf("%s[%d]", path, i))
+			}
+		case reflect.Map:
+			for _, k := range v.MapKeys() {
+				walk(v.MapIndex(k), join(path, k.String()))
+			}
+		case reflect.Pointer:
+			if !v.IsNil() {
+				walk(v.Elem(), path)
+			}
+		}
+	}
+	walk(reflect.ValueOf(c).Elem(), "")
+}
+
+// Masked returns the configuration as YAML with every secret replaced by
+// "****", for `orderflow config print`.
+func (c *Config) Masked() ([]byte, error) {
+	masked := *c
+	masked.Kafka.SASL.Password = mask(c.Kafka.SASL.Password)
+	masked.MongoDB.Password = mask(c.MongoDB.Password)
+	masked.MongoDB.URI = MaskURI(c.MongoDB.URI)
+	masked.Delivery.Partners = append([]PartnerConfig(nil), c.Delivery.Partners...)
+	for i := range masked.Delivery.Partners {
+		masked.Delivery.Partners[i].Sink.Token = mask(masked.Delivery.Partners[i].Sink.Token)
+	}
+	out, err := yaml.Marshal(&masked)
+	if err != nil {
+		return nil, fmt.Errorf("print configuration: %w", err)
+	}
+	return out, nil
+}
+
+func mask(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "****"
+}
+
+// MaskURI hides the password of a connection string.
+func MaskURI(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil || u.User == nil {
+		return uri
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "****")
+		return strings.Replace(u.String(), "%2A%2A%2A%2A", "****", 1)
+	}
+	return uri
+}

@@ -1,0 +1,200 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/orderflow/orderflow/embedded"
+	"github.com/orderflow/orderflow/metastore"
+	"github.com/orderflow/orderflow/progress"
+	"github.com/orderflow/orderflow/status"
+)
+
+// DemoOptions configure `orderflow demo`.
+type DemoOptions struct {
+	Orders int
+	Rate   float64
+	// DataDir keeps the embedded servers' data between runs.
+	DataDir string
+	// Exit stops everything once the orders are final; otherwise the demo
+	// keeps running so the dashboard and API can be explored.
+	Exit   bool
+	Out    io.Writer
+	TTY    bool
+	Logger *slog.Logger
+	// Ready, when set, is called once the pipeline runs, with the
+	// configuration in effect (the addresses of the embedded servers).
+	Ready func(*Config)
+}
+
+// Demo runs the whole pipeline on one machine: embedded servers when none
+// are configured, the sample metadata, a router, and a batch of orders,
+// until every order is final.
+func Demo(ctx context.Context, cfg *Config, opts DemoOptions) error {
+	out := opts.Out
+	log := opts.Logger
+	var started []string
+	if len(cfg.Kafka.Brokers) == 0 {
+		dir := filepath.Join(opts.DataDir, "kafka")
+		k, err := embedded.StartKafka(embedded.KafkaConfig{DataDir: dir})
+		if err != nil {
+			return err
+		}
+		defer k.Close()
+		cfg.Kafka.Brokers = k.Brokers()
+		started = append(started, fmt.Sprintf("Kafka-protocol broker (kfake)   %s   data in %s", strings.Join(k.Brokers(), ","), dir))
+	}
+	if cfg.MongoDB.URI == "" {
+		dir := filepath.Join(opts.DataDir, "mongo")
+		m, err := embedded.StartMongo(embedded.MongoConfig{DataDir: dir})
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		cfg.MongoDB.URI = m.URI()
+		started = append(started, fmt.Sprintf("MongoDB-wire server (FerretDB)  %s   data in %s", m.URI(), dir))
+	}
+
+	if err := loadSample(ctx, cfg, out); err != nil {
+		return err
+	}
+	pipeline, err := NewPipeline(ctx, cfg, Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	defer stop()
+	running := make(chan struct{})
+	runErr := make(chan error, 1)
+	go func() { runErr <- pipeline.Run(runCtx, running) }()
+	select {
+	case <-running:
+	case err := <-runErr:
+		return err
+	}
+	if opts.Ready != nil {
+		opts.Ready(cfg)
+	}
+
+	fmt.Fprintf(out, "generating %d orders\n", opts.Orders)
+	bar := progress.New(out, "generate", opts.Orders, opts.TTY)
+	res, err := Generate(ctx, cfg, GenerateOptions{Orders: opts.Orders, Rate: opts.Rate, Logger: log, Progress: bar.Set})
+	bar.Finish()
+	if err != nil {
+		stop()
+		<-runErr
+		return err
+	}
+	orders, waitErr := waitFinal(ctx, pipeline.Status(), res, out, opts.TTY)
+	took := time.Since(res.StartedAt)
+	printSummary(out, res, orders, took)
+	fmt.Fprintln(out, "\nstarted:")
+	for _, s := range started {
+		fmt.Fprintln(out, "  "+s)
+	}
+	if len(started) == 0 {
+		fmt.Fprintln(out, "  nothing: the configured Kafka and MongoDB were used")
+	}
+	for _, p := range cfg.Delivery.Partners {
+		if p.Sink.Type == "dir" {
+			fmt.Fprintf(out, "  partner %-28s files in %s\n", p.Name, p.Sink.Path)
+		}
+	}
+	fmt.Fprintf(out, "\ncheck an order: orderflow status --brokers %s --mongodb-uri %s %d\n",
+		strings.Join(cfg.Kafka.Brokers, ","), cfg.MongoDB.URI, res.FirstID)
+	if waitErr == nil && !opts.Exit {
+		fmt.Fprintln(out, "\nthe pipeline keeps running; press Ctrl-C to stop")
+		select {
+		case <-ctx.Done():
+		case err := <-runErr:
+			return err
+		}
+	}
+	stop()
+	if err := <-runErr; err != nil {
+		return err
+	}
+	return waitErr
+}
+
+func loadSample(ctx context.Context, cfg *Config, out io.Writer) error {
+	m, err := ConnectMongo(cfg.MongoDB)
+	if err != nil {
+		return err
+	}
+	defer m.Close(context.Background())
+	store := metastore.NewStore(m.DB)
+	if err := store.EnsureIndexes(ctx); err != nil {
+		return err
+	}
+	ds, err := metastore.SampleDataset()
+	if err != nil {
+		return err
+	}
+	res, err := store.Apply(ctx, ds)
+	if err != nil {
+		return fmt.Errorf("load sample metadata: %w", err)
+	}
+	fmt.Fprintf(out, "metadata: %s\n", describeApply(res))
+	return nil
+}
+
+func describeApply(res metastore.ApplyResult) string {
+	var parts []string
+	for _, coll := range []string{metastore.FraudIPCollection, metastore.LocationCollection, metastore.ProductCollection} {
+		if c := res[coll]; c != nil {
+			parts = append(parts, fmt.Sprintf("%s %d new, %d updated, %d unchanged", coll, c.Inserted, c.Updated, c.Unchanged))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// waitFinal polls the statuses of a generator run's orders until all are
+// final.
+func waitFinal(ctx context.Context, reader *status.Reader, res GenerateResult, out io.Writer, tty bool) ([]*status.Order, error) {
+	bar := progress.New(out, "process", res.Orders, tty)
+	defer bar.Finish()
+	for {
+		orders, err := reader.Range(ctx, res.FirstID, res.LastID)
+		if err != nil {
+			return nil, err
+		}
+		final := 0
+		for _, o := range orders {
+			if o.Final {
+				final++
+			}
+		}
+		bar.Set(final)
+		if final >= res.Orders {
+			return orders, nil
+		}
+		select {
+		case <-ctx.Done():
+			return orders, errors.New("stopped before every order was final")
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func printSummary(out io.Writer, res GenerateResult, orders []*status.Order, took time.Duration) {
+	s := status.Summarize(orders)
+	fmt.Fprintf(out, "\n%d orders (%d lines) final in %s, %.0f lines/s\n", res.Orders, res.Lines, took.Round(time.Millisecond), float64(res.Lines)/took.Seconds())
+	var rows []string
+	for st, n := range s.ByStatus {
+		if n > 0 {
+			rows = append(rows, fmt.Sprintf("  %-10s %6d", st, n))
+		}
+	}
+	sort.Strings(rows)
+	for _, r := range rows {
+		fmt.Fprintln(out, r)
+	}
+}

@@ -1,0 +1,228 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/google/uuid"
+
+	"github.com/orderflow/orderflow/metastore"
+	"github.com/orderflow/orderflow/order"
+	"github.com/orderflow/orderflow/status"
+)
+
+// GenerateOptions configure a run of the order generator.
+type GenerateOptions struct {
+	Orders int
+	// Rate is the most orders per second; zero is as fast as possible.
+	Rate float64
+	// Seed makes the orders reproducible; zero picks one at random.
+	Seed   uint64
+	Logger *slog.Logger
+	// Progress, when set, is called after each order with the count so far.
+	Progress func(done int)
+}
+
+// GenerateResult describes what a generator run published.
+type GenerateResult struct {
+	Orders    int
+	Lines     int
+	FirstID   int64
+	LastID    int64
+	IDs       []int64
+	Rejects   int // orders given an IP from the fraud list
+	StartedAt time.Time
+	Took      time.Duration
+}
+
+// Generate publishes random orders to the generator topic, one message per
+// line, and records each line as generated once its publish succeeded.
+func Generate(ctx context.Context, cfg *Config, opts GenerateOptions) (res GenerateResult, err error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if opts.Orders <= 0 {
+		return res, errors.New("generate: the number of orders must be positive")
+	}
+	k, err := NewKafka(cfg.Kafka, cfg.Tracing.Enabled, log)
+	if err != nil {
+		return res, err
+	}
+	m, err := ConnectMongo(cfg.MongoDB)
+	if err != nil {
+		return res, err
+	}
+	defer m.Close(context.Background())
+	if err := k.EnsureTopics(ctx, cfg.Topics); err != nil {
+		return res, fmt.Errorf("create topics: %w", err)
+	}
+	snap, err := metastore.NewStore(m.DB).Snapshot(ctx)
+	if err != nil {
+		return res, fmt.Errorf("load metadata: %w", err)
+	}
+	seed := opts.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	recorder, err := status.NewRecorder(m.DB.Collection(status.Collection), status.RecorderConfig{
+		MaxBatch: cfg.Status.MaxBatch, WriteTimeout: cfg.Status.WriteTimeout.Duration, Logger: log,
+	})
+	if err != nil {
+		return res, err
+	}
+	defer recorder.Close()
+	kpub, err := k.NewPublisher()
+	if err != nil {
+		return res, err
+	}
+	defer kpub.Close()
+	pub := &status.Publisher{Next: kpub, Writer: recorder, Status: status.Generated}
+	ids := &idBlocks{seq: metastore.NewSequence(m.DB)}
+	fraudIPs := map[string]bool{}
+	catalog := snap.Catalog()
+	for _, ip := range catalog.FraudIPs {
+		fraudIPs[ip] = true
+	}
+
+	var pace <-chan time.Time
+	if opts.Rate > 0 {
+		t := time.NewTicker(time.Duration(float64(time.Second) / opts.Rate))
+		defer t.Stop()
+		pace = t.C
+	}
+	res.StartedAt = time.Now()
+	work := make(chan int)
+	var (
+		mu        sync.Mutex
+		firstErr  error
+		published atomic.Int64
+		wg        sync.WaitGroup
+	)
+	workers := min(cfg.Generator.Workers, opts.Orders)
+	for w := range workers {
+		gen, err := order.NewGenerator(catalog, cfg.Generator.FraudShare, seed+uint64(w))
+		if err != nil {
+			return res, fmt.Errorf("generate: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range work {
+				id, err := ids.take(ctx)
+				if err == nil {
+					o := gen.Order(id)
+					err = publishOrder(pub, cfg.Generator.Topic, o)
+					if err == nil {
+						mu.Lock()
+						res.Orders++
+						res.Lines += len(o.Products)
+						res.IDs = append(res.IDs, id)
+						if fraudIPs[o.IPAddress] {
+							res.Rejects++
+						}
+						mu.Unlock()
+						if n := published.Add(1); opts.Progress != nil {
+							opts.Progress(int(n))
+						}
+					}
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+feed:
+	for i := 0; i < opts.Orders; i++ {
+		if pace != nil {
+			select {
+			case <-pace:
+			case <-ctx.Done():
+				break feed
+			}
+		}
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+		select {
+		case work <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	res.Took = time.Since(res.StartedAt)
+	if len(res.IDs) > 0 {
+		res.FirstID, res.LastID = res.IDs[0], res.IDs[0]
+		for _, id := range res.IDs {
+			res.FirstID, res.LastID = min(res.FirstID, id), max(res.LastID, id)
+		}
+	}
+	if firstErr != nil {
+		return res, fmt.Errorf("generate: %w", firstErr)
+	}
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("generate: stopped after %d orders: %w", res.Orders, err)
+	}
+	return res, nil
+}
+
+// publishOrder publishes the lines of an order together, under one
+// correlation id.
+func publishOrder(pub message.Publisher, topic string, o order.Order) error {
+	lines := order.Flatten(o)
+	msgs := make([]*message.Message, len(lines))
+	correlation := uuid.NewString()
+	for i, l := range lines {
+		msg := message.NewMessage(uuid.NewString(), order.Encode(l))
+		wmmiddleware.SetCorrelationID(correlation, msg)
+		msg.SetContext(status.WithLine(context.Background(), status.LineRef{
+			OrderID: l.OrderID, Line: l.LineIndex, Lines: l.LineCount, Stage: status.Generated,
+			Handler: "generate", Topic: topic,
+		}))
+		msgs[i] = msg
+	}
+	if err := pub.Publish(topic, msgs...); err != nil {
+		return fmt.Errorf("publish order %d: %w", o.ID, err)
+	}
+	return nil
+}
+
+// idBlocks hands out order ids from blocks claimed in MongoDB.
+type idBlocks struct {
+	seq        *metastore.Sequence
+	mu         sync.Mutex
+	next, last int64
+}
+
+func (b *idBlocks) take(ctx context.Context) (int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.next == 0 || b.next > b.last {
+		first, last, err := b.seq.Reserve(ctx)
+		if err != nil {
+			return 0, err
+		}
+		b.next, b.last = first, last
+	}
+	id := b.next
+	b.next++
+	return id, nil
+}

@@ -1,0 +1,302 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	wmkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/orderflow/orderflow/kafkapubsub"
+	"github.com/orderflow/orderflow/status"
+)
+
+// Kafka builds the Watermill publishers and subscribers of the configured
+// implementation, with TLS and SASL applied.
+type Kafka struct {
+	cfg    KafkaConfig
+	log    *slog.Logger
+	kgo    []kgo.Opt
+	tls    *tls.Config
+	traced bool
+}
+
+// NewKafka prepares the clients of cfg; it connects nothing yet.
+func NewKafka(cfg KafkaConfig, traced bool, log *slog.Logger) (*Kafka, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, errNoBrokers
+	}
+	k := &Kafka{cfg: cfg, log: log, traced: traced}
+	if cfg.TLS.Enabled {
+		t, err := tlsConfig(cfg.TLS)
+		if err != nil {
+			return nil, fmt.Errorf("kafka tls: %w", err)
+		}
+		k.tls = t
+		k.kgo = append(k.kgo, kgo.DialTLSConfig(t))
+	}
+	switch cfg.SASL.Mechanism {
+	case "PLAIN":
+		k.kgo = append(k.kgo, kgo.SASL(plain.Auth{User: cfg.SASL.Username, Pass: cfg.SASL.Password}.AsMechanism()))
+	case "SCRAM-SHA-256":
+		k.kgo = append(k.kgo, kgo.SASL(scram.Auth{User: cfg.SASL.Username, Pass: cfg.SASL.Password}.AsSha256Mechanism()))
+	case "SCRAM-SHA-512":
+		k.kgo = append(k.kgo, kgo.SASL(scram.Auth{User: cfg.SASL.Username, Pass: cfg.SASL.Password}.AsSha512Mechanism()))
+	}
+	return k, nil
+}
+
+// ClientOptions are the franz-go options for TLS and SASL, for tools that
+// talk to Kafka directly.
+func (k *Kafka) ClientOptions() []kgo.Opt { return k.kgo }
+
+// Brokers returns the broker addresses.
+func (k *Kafka) Brokers() []string { return k.cfg.Brokers }
+
+// EnsureTopics creates the configured topics that do not exist, and warns
+// about existing ones whose partition count differs from the configuration.
+func (k *Kafka) EnsureTopics(ctx context.Context, topics map[string]TopicConfig) error {
+	want := make(map[string]int32, len(topics))
+	for name, t := range topics {
+		want[name] = int32(t.Partitions)
+	}
+	if err := kafkapubsub.EnsureTopics(ctx, k.cfg.Brokers, k.kgo, want, int16(k.cfg.Replication)); err != nil {
+		return err
+	}
+	have, err := kafkapubsub.ExistingPartitions(ctx, k.cfg.Brokers, k.kgo, sortedKeys(topics)...)
+	if err != nil {
+		return err
+	}
+	for name, n := range have {
+		if n != want[name] {
+			k.log.Warn("topic has a different partition count than configured; it is left as it is", "topic", name, "partitions", n, "configured", want[name])
+		}
+	}
+	return nil
+}
+
+// NewPublisher returns a publisher keyed by order id.
+func (k *Kafka) NewPublisher() (message.Publisher, error) {
+	if k.cfg.Client == "watermill-kafka" {
+		sc, err := k.saramaConfig()
+		if err != nil {
+			return nil, err
+		}
+		sc.Producer.Retry.Max = 10
+		sc.Producer.Return.Successes = true
+		sc.Producer.Partitioner = newJavaPartitioner
+		pub, err := wmkafka.NewPublisher(wmkafka.PublisherConfig{
+			Brokers: k.cfg.Brokers,
+			Marshaler: wmkafka.NewWithPartitioningMarshaler(func(topic string, msg *message.Message) (string, error) {
+				return string(messageKey(topic, msg)), nil
+			}),
+			OverwriteSaramaConfig: sc,
+			OTELEnabled:           k.traced,
+		}, watermill.NewSlogLogger(k.log))
+		if err != nil {
+			return nil, fmt.Errorf("create watermill-kafka publisher: %w", err)
+		}
+		return pub, nil
+	}
+	pub, err := kafkapubsub.NewPublisher(kafkapubsub.PublisherConfig{
+		Brokers:         k.cfg.Brokers,
+		ClientOptions:   k.kgo,
+		Key:             func(topic string, msg *message.Message) ([]byte, error) { return messageKey(topic, msg), nil },
+		Linger:          k.cfg.Linger.Duration,
+		DeliveryTimeout: k.cfg.DeliveryTimeout.Duration,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create kafka publisher: %w", err)
+	}
+	return pub, nil
+}
+
+// NewSubscriber returns a subscriber in the given consumer group.
+func (k *Kafka) NewSubscriber(group string) (message.Subscriber, error) {
+	if k.cfg.Client == "watermill-kafka" {
+		sc, err := k.saramaConfig()
+		if err != nil {
+			return nil, err
+		}
+		sc.Consumer.Return.Errors = true
+		sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+		if k.cfg.InitialOffset == "latest" {
+			sc.Consumer.Offsets.Initial = sarama.OffsetNewest
+		}
+		sc.Consumer.Offsets.AutoCommit.Interval = k.cfg.CommitInterval.Duration
+		sc.Consumer.Group.Session.Timeout = k.cfg.SessionTimeout.Duration
+		sc.Consumer.Group.Heartbeat.Interval = k.cfg.SessionTimeout.Duration / 3
+		sub, err := wmkafka.NewSubscriber(wmkafka.SubscriberConfig{
+			Brokers:               k.cfg.Brokers,
+			Unmarshaler:           wmkafka.DefaultMarshaler{},
+			OverwriteSaramaConfig: sc,
+			ConsumerGroup:         group,
+			OTELEnabled:           k.traced,
+		}, watermill.NewSlogLogger(k.log))
+		if err != nil {
+			return nil, fmt.Errorf("create watermill-kafka subscriber: %w", err)
+		}
+		return sub, nil
+	}
+	sub, err := kafkapubsub.NewSubscriber(kafkapubsub.SubscriberConfig{
+		Brokers:        k.cfg.Brokers,
+		ConsumerGroup:  group,
+		ClientOptions:  k.kgo,
+		FromLatest:     k.cfg.InitialOffset == "latest",
+		MaxInFlight:    k.cfg.MaxInFlight,
+		CommitInterval: k.cfg.CommitInterval.Duration,
+		DrainTimeout:   k.cfg.DrainTimeout.Duration,
+		SessionTimeout: k.cfg.SessionTimeout.Duration,
+		Logger:         k.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create kafka subscriber: %w", err)
+	}
+	return sub, nil
+}
+
+func (k *Kafka) saramaConfig() (*sarama.Config, error) {
+	sc := sarama.NewConfig()
+	sc.ClientID = "orderflow"
+	sc.Version = sarama.V2_1_0_0
+	if k.tls != nil {
+		sc.Net.TLS.Enable = true
+		sc.Net.TLS.Config = k.tls
+	}
+	if m := k.cfg.SASL.Mechanism; m != "" {
+		sc.Net.SASL.Enable = true
+		sc.Net.SASL.User = k.cfg.SASL.Username
+		sc.Net.SASL.Password = k.cfg.SASL.Password
+		switch m {
+		case "PLAIN":
+			sc.Net.SASL.Mechanism = sarama.SASLTypePlaintext
+		default:
+			return nil, fmt.Errorf("kafka.sasl.mechanism %s is supported with the franz client only", m)
+		}
+	}
+	return sc, nil
+}
+
+// messageKey is the Kafka key of a message: its order id, so every line of
+// an order lands on the same partition of every topic. A message that could
+// not be decoded keeps the key it came with.
+func messageKey(_ string, msg *message.Message) []byte {
+	if ref, ok := status.LineFrom(msg.Context()); ok && ref.OrderID > 0 {
+		return strconv.AppendInt(nil, ref.OrderID, 10)
+	}
+	if pos, ok := Position(msg); ok {
+		return pos.Key
+	}
+	return nil
+}
+
+// Position returns where a consumed message came from, with either Kafka
+// implementation.
+func Position(msg *message.Message) (kafkapubsub.Position, bool) {
+	ctx := msg.Context()
+	if p, ok := kafkapubsub.PositionFromCtx(ctx); ok {
+		return p, true
+	}
+	part, ok := wmkafka.MessagePartitionFromCtx(ctx)
+	if !ok {
+		return kafkapubsub.Position{}, false
+	}
+	off, _ := wmkafka.MessagePartitionOffsetFromCtx(ctx)
+	key, _ := wmkafka.MessageKeyFromCtx(ctx)
+	return kafkapubsub.Position{Topic: message.SubscribeTopicFromCtx(ctx), Partition: part, Offset: off, Key: key}, true
+}
+
+// javaPartitioner places keys like the Java client and franz-go do
+// (murmur2), so the two client implementations agree on every key's
+// partition.
+type javaPartitioner struct{ random sarama.Partitioner }
+
+func newJavaPartitioner(topic string) sarama.Partitioner {
+	return javaPartitioner{random: sarama.NewRandomPartitioner(topic)}
+}
+
+func (p javaPartitioner) Partition(msg *sarama.ProducerMessage, n int32) (int32, error) {
+	if msg.Key == nil {
+		return p.random.Partition(msg, n)
+	}
+	key, err := msg.Key.Encode()
+	if err != nil {
+		return -1, err
+	}
+	return int32(murmur2(key)&0x7fffffff) % n, nil
+}
+
+func (javaPartitioner) RequiresConsistency() bool { return true }
+
+// murmur2 is Kafka's key hash (Utils.murmur2 of the Java client).
+func murmur2(b []byte) uint32 {
+	const (
+		seed uint32 = 0x9747b28c
+		m    uint32 = 0x5bd1e995
+	)
+	h := seed ^ uint32(len(b))
+	for ; len(b) >= 4; b = b[4:] {
+		k := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+		k *= m
+		k ^= k >> 24
+		k *= m
+		h = h*m ^ k
+	}
+	switch len(b) {
+	case 3:
+		h ^= uint32(b[2]) << 16
+		fallthrough
+	case 2:
+		h ^= uint32(b[1]) << 8
+		fallthrough
+	case 1:
+		h ^= uint32(b[0])
+		h *= m
+	}
+	h ^= h >> 13
+	h *= m
+	h ^= h >> 15
+	return h
+}
+
+func tlsConfig(c TLSConfig) (*tls.Config, error) {
+	t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // opt-in, for test servers
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("no certificate in the CA file")
+		}
+		t.RootCAs = pool
+	}
+	if c.CertFile != "" || c.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load client certificate: %w", err)
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	return t, nil
+}
+
+// keepOpen shields a shared publisher from the router, which closes each
+// handler's publisher when the handler stops, while other handlers (and
+// messages still in flight) may still use it. The pipeline closes the real
+// one once the router has stopped.
+type keepOpen struct{ message.Publisher }
+
+func (keepOpen) Close() error { return nil }

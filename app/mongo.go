@@ -1,0 +1,71 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Mongo is a connected MongoDB client and the pipeline's database.
+type Mongo struct {
+	Client *mongo.Client
+	DB     *mongo.Database
+	// Commands counts the commands sent, by the driver's command monitor.
+	Commands *CommandCounter
+}
+
+// CommandCounter counts MongoDB commands by name.
+type CommandCounter struct {
+	total atomic.Int64
+	// OnCommand, when set, is called with every command's name (metrics).
+	OnCommand func(name string)
+}
+
+// Total returns the number of commands sent so far.
+func (c *CommandCounter) Total() int64 { return c.total.Load() }
+
+// ConnectMongo connects to the configured MongoDB. It does not wait for the
+// server; the first command does.
+func ConnectMongo(cfg MongoConfig) (*Mongo, error) {
+	if cfg.URI == "" {
+		return nil, errNoMongo
+	}
+	counter := &CommandCounter{}
+	opts := options.Client().ApplyURI(cfg.URI).
+		SetServerSelectionTimeout(cfg.Timeout.Duration).
+		SetAppName("orderflow").
+		SetMonitor(&event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+			counter.total.Add(1)
+			if counter.OnCommand != nil {
+				counter.OnCommand(e.CommandName)
+			}
+		}})
+	if cfg.Username != "" {
+		cred := options.Credential{Username: cfg.Username, Password: cfg.Password, AuthSource: cfg.AuthSource, AuthMechanism: cfg.AuthMechanism}
+		opts.SetAuth(cred)
+	}
+	if cfg.TLS.Enabled {
+		t, err := tlsConfig(cfg.TLS)
+		if err != nil {
+			return nil, fmt.Errorf("mongodb tls: %w", err)
+		}
+		opts.SetTLSConfig(t)
+	}
+	client, err := mongo.Connect(opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to mongodb at %s: %w", MaskURI(cfg.URI), err)
+	}
+	return &Mongo{Client: client, DB: client.Database(cfg.Database), Commands: counter}, nil
+}
+
+// Close disconnects.
+func (m *Mongo) Close(ctx context.Context) error {
+	if err := m.Client.Disconnect(ctx); err != nil {
+		return fmt.Errorf("disconnect from mongodb: %w", err)
+	}
+	return nil
+}

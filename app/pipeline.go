@@ -1,0 +1,338 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/orderflow/orderflow/delivery"
+	"github.com/orderflow/orderflow/failure"
+	"github.com/orderflow/orderflow/handlers"
+	"github.com/orderflow/orderflow/metastore"
+	"github.com/orderflow/orderflow/middleware"
+	"github.com/orderflow/orderflow/status"
+)
+
+// Options select what a pipeline process runs.
+type Options struct {
+	// Only names the handlers to run; empty runs every enabled one.
+	Only   []string
+	Logger *slog.Logger
+}
+
+// Pipeline is one router process: the configured handlers, consuming Kafka in
+// their consumer groups, with the status of every line kept in MongoDB.
+// Several processes with the same configuration share the partitions.
+type Pipeline struct {
+	cfg      *Config
+	log      *slog.Logger
+	kafka    *Kafka
+	mongo    *Mongo
+	router   *message.Router
+	pub      message.Publisher
+	recorder *status.Recorder
+	cache    *metastore.Cache
+	reader   *status.Reader
+	handlers []string
+	closing  atomic.Bool
+}
+
+// NewPipeline connects to Kafka and MongoDB, creates the topics, loads the
+// metadata and wires the handlers. Run starts them.
+func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, err error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	p = &Pipeline{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			p.release()
+		}
+	}()
+	for _, name := range opts.Only {
+		if !slices.ContainsFunc(cfg.Handlers, func(h HandlerConfig) bool { return h.Name == name }) {
+			return nil, fmt.Errorf("--only %s: no handler of that name in the configuration", name)
+		}
+	}
+	if p.kafka, err = NewKafka(cfg.Kafka, cfg.Tracing.Enabled, log); err != nil {
+		return nil, err
+	}
+	if p.mongo, err = ConnectMongo(cfg.MongoDB); err != nil {
+		return nil, err
+	}
+	if err := p.kafka.EnsureTopics(ctx, cfg.Topics); err != nil {
+		return nil, fmt.Errorf("create topics: %w", err)
+	}
+	events := p.mongo.DB.Collection(status.Collection)
+	if err := status.EnsureIndexes(ctx, events); err != nil {
+		return nil, fmt.Errorf("prepare order status collection: %w", err)
+	}
+	p.cache, err = metastore.NewCache(metastore.NewStore(p.mongo.DB), metastore.CacheConfig{
+		RefreshInterval:     cfg.Metadata.RefreshInterval.Duration,
+		MissRefreshInterval: cfg.Metadata.MissRefreshInterval.Duration,
+		Logger:              log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := p.cache.Load(ctx); err != nil {
+		return nil, fmt.Errorf("load metadata: %w", err)
+	}
+	if f, l, pr := p.cache.Snapshot().Counts(); f+l+pr == 0 {
+		log.Warn("the metadata collections are empty: every line will fail; run `orderflow metadata load`")
+	}
+	p.recorder, err = status.NewRecorder(events, status.RecorderConfig{
+		MaxBatch:     cfg.Status.MaxBatch,
+		WriteTimeout: cfg.Status.WriteTimeout.Duration,
+		Logger:       log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.reader = status.NewReader(events, p.deliveryEnabled())
+	if p.pub, err = p.kafka.NewPublisher(); err != nil {
+		return nil, err
+	}
+	p.router, err = message.NewRouter(message.RouterConfig{CloseTimeout: cfg.Router.CloseTimeout.Duration}, watermill.NewSlogLoggerWithLevelMapping(log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
+	if err != nil {
+		return nil, fmt.Errorf("create router: %w", err)
+	}
+	deps, err := p.deps()
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range cfg.Handlers {
+		if len(opts.Only) > 0 {
+			if !slices.Contains(opts.Only, h.Name) {
+				continue
+			}
+		} else if !h.IsEnabled() {
+			continue
+		}
+		if err := p.addHandler(h, deps); err != nil {
+			return nil, fmt.Errorf("handler %s: %w", h.Name, err)
+		}
+	}
+	if len(p.handlers) == 0 {
+		return nil, errors.New("no handler to run: every handler is disabled")
+	}
+	return p, nil
+}
+
+func (p *Pipeline) deliveryEnabled() bool {
+	for _, h := range p.cfg.Handlers {
+		if h.Processor == "deliver" && h.IsEnabled() {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Pipeline) deps() (handlers.Deps, error) {
+	d := handlers.Deps{
+		Fraud:     p.cache,
+		Locations: p.cache,
+		Products:  p.cache,
+		Status:    p.recorder,
+		Logger:    p.log,
+		Delivery: handlers.DeliveryConfig{
+			AssemblyTimeout: p.cfg.Delivery.AssemblyTimeout.Duration,
+			Delivered: func(ctx context.Context, id int64) (map[int]bool, error) {
+				orders, err := p.reader.Orders(ctx, id)
+				if err != nil || len(orders) == 0 {
+					return nil, err
+				}
+				done := map[int]bool{}
+				for _, l := range orders[0].Progress {
+					done[l.Line] = l.Status == status.Delivered
+				}
+				return done, nil
+			},
+		},
+	}
+	for _, pc := range p.cfg.Delivery.Partners {
+		partner := handlers.Partner{Name: pc.Name, RouteIDs: pc.Match.RouteIDs, Categories: pc.Match.Categories}
+		switch pc.Sink.Type {
+		case "dir":
+			partner.Sink = delivery.DirSink{Dir: pc.Sink.Path}
+		case "http":
+			partner.Sink = delivery.HTTPSink{
+				URL: pc.Sink.URL, Token: pc.Sink.Token, Timeout: pc.Sink.Timeout.Duration,
+				MaxRetries: pc.Sink.MaxRetries, InitialInterval: pc.Sink.InitialInterval.Duration,
+				MaxInterval: pc.Sink.MaxInterval.Duration,
+			}
+		}
+		d.Delivery.Partners = append(d.Delivery.Partners, partner)
+	}
+	return d, nil
+}
+
+func (p *Pipeline) addHandler(h HandlerConfig, deps handlers.Deps) error {
+	kind := handlers.Registry[h.Processor]
+	proc, err := kind.New(deps)
+	if err != nil {
+		return err
+	}
+	sub, err := p.kafka.NewSubscriber(h.Group)
+	if err != nil {
+		return err
+	}
+	st := &stage{
+		name: h.Name, subscribe: h.Subscribe, status: h.Status, proc: proc,
+		publish: h.Publish, routes: h.Routes, writer: p.recorder, log: p.log.With("handler", h.Name),
+	}
+	var handler *message.Handler
+	if kind.Publishes || len(kind.Routes) > 0 {
+		pub := keepOpen{&topicRouter{next: &status.Publisher{Next: p.pub, Writer: p.recorder, Status: h.Status}}}
+		handler = p.router.AddHandler(h.Name, h.Subscribe, sub, h.Publish, pub, st.handle)
+	} else {
+		handler = p.router.AddConsumerHandler(h.Name, h.Subscribe, sub, func(msg *message.Message) error {
+			_, err := st.handle(msg)
+			return err
+		})
+	}
+	mws, err := p.stack(h, p.cfg.StackFor(h))
+	if err != nil {
+		return err
+	}
+	handler.AddMiddleware(mws...)
+	p.handlers = append(p.handlers, h.Name)
+	return nil
+}
+
+// stack builds a handler's middleware, outermost first.
+func (p *Pipeline) stack(h HandlerConfig, stack []Middleware) ([]message.HandlerMiddleware, error) {
+	classifier := middleware.AllPermanent
+	for _, m := range stack {
+		if m.Poison != nil {
+			classifier = middleware.Classifier{}
+			for _, k := range m.Poison.Permanent {
+				classifier.Permanent = append(classifier.Permanent, failure.Kind(k))
+			}
+		}
+	}
+	var out []message.HandlerMiddleware
+	for _, m := range stack {
+		switch m.Kind {
+		case MWCorrelationID:
+			out = append(out, wmmiddleware.CorrelationID)
+		case MWPoisonQueue:
+			mw, err := middleware.PoisonQueue(middleware.PoisonQueueConfig{
+				Publisher:    keepOpen{&status.Publisher{Next: p.pub, Writer: p.recorder, Status: status.Failed, ReasonKey: middleware.ReasonKey}},
+				Topic:        m.Poison.Topic,
+				Classifier:   classifier,
+				AfterRetries: *m.Poison.AfterRetries,
+				Group:        h.Group,
+				Origin: func(msg *message.Message) (middleware.Origin, bool) {
+					pos, ok := Position(msg)
+					return middleware.Origin{Partition: pos.Partition, Offset: pos.Offset, Key: pos.Key}, ok
+				},
+				ShuttingDown: p.closing.Load,
+			})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, mw)
+		case MWRetry:
+			out = append(out, middleware.Retry(middleware.RetryConfig{
+				MaxRetries: m.Retry.MaxRetries, InitialInterval: m.Retry.InitialInterval.Duration,
+				MaxInterval: m.Retry.MaxInterval.Duration, Multiplier: m.Retry.Multiplier, Jitter: m.Retry.Jitter,
+				Classifier: classifier, ShuttingDown: p.closing.Load,
+				Logger: watermill.NewSlogLoggerWithLevelMapping(p.log, map[slog.Level]slog.Level{slog.LevelError: slog.LevelWarn}),
+			}))
+		case MWRecoverer:
+			out = append(out, wmmiddleware.Recoverer)
+		case MWTimeout:
+			out = append(out, wmmiddleware.Timeout(m.Timeout.Duration.Duration))
+		case MWThrottle:
+			out = append(out, middleware.Throttle(m.Throttle.PerSecond))
+		default:
+			return nil, fmt.Errorf("unknown middleware %q", m.Kind)
+		}
+	}
+	return out, nil
+}
+
+// Handlers names the handlers this process runs.
+func (p *Pipeline) Handlers() []string { return p.handlers }
+
+// Status returns the reader of order statuses.
+func (p *Pipeline) Status() *status.Reader { return p.reader }
+
+// Run runs the handlers until ctx ends, then shuts down gracefully: no new
+// message is taken, those in flight finish (up to router.close_timeout),
+// their offsets are committed, and the connections are closed.
+func (p *Pipeline) Run(ctx context.Context, running chan<- struct{}) error {
+	defer p.release()
+	cacheCtx, stopCache := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.cache.Run(cacheCtx)
+	}()
+	defer stopCache()
+
+	stopped := make(chan struct{})
+	var closeErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-stopped:
+		}
+		p.closing.Store(true)
+		p.log.Info("shutting down: finishing the messages in flight", "timeout", p.cfg.Router.CloseTimeout.Duration)
+		closeErr = p.router.Close()
+	}()
+	if running != nil {
+		go func() {
+			select {
+			case <-p.router.Running():
+				close(running)
+			case <-stopped:
+			}
+		}()
+	}
+	p.log.Info("router starting", "handlers", p.handlers, "client", p.cfg.Kafka.Client)
+	err := p.router.Run(context.Background())
+	close(stopped)
+	stopCache()
+	wg.Wait()
+	if err != nil {
+		return fmt.Errorf("run router: %w", err)
+	}
+	if closeErr != nil {
+		return fmt.Errorf("shut down router: %w", closeErr)
+	}
+	p.log.Info("router stopped")
+	return nil
+}
+
+// release closes what NewPipeline opened, in dependency order.
+func (p *Pipeline) release() {
+	if p.pub != nil {
+		if err := p.pub.Close(); err != nil {
+			p.log.Warn("close kafka publisher", "error", err)
+		}
+	}
+	if p.recorder != nil {
+		p.recorder.Close()
+	}
+	if p.mongo != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = p.mongo.Close(ctx)
+	}
+}

@@ -1,0 +1,263 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/orderflow/orderflow/delivery"
+	"github.com/orderflow/orderflow/failure"
+	"github.com/orderflow/orderflow/order"
+	"github.com/orderflow/orderflow/status"
+)
+
+// Sink hands a document to a partner and returns what confirms it (a file
+// path, an HTTP status).
+type Sink interface {
+	Deliver(ctx context.Context, d delivery.Document) (detail string, err error)
+}
+
+// Partner is a partner and the lines it gets.
+type Partner struct {
+	Name       string
+	RouteIDs   []int
+	Categories []string
+	Sink       Sink
+}
+
+func (p Partner) matches(l order.Line) bool {
+	return slices.Contains(p.RouteIDs, l.RouteID) || slices.Contains(p.Categories, l.Category)
+}
+
+// DeliveryConfig configures the deliver processor.
+type DeliveryConfig struct {
+	Partners []Partner
+	// AssemblyTimeout is how long a line waits for its order's other
+	// external lines.
+	AssemblyTimeout time.Duration
+	// Delivered reports the lines of an order already recorded as
+	// delivered. It is asked only when a line waited in vain, to tell a
+	// redelivered straggler of a delivered order from a real gap.
+	Delivered func(ctx context.Context, orderID int64) (map[int]bool, error)
+}
+
+// Deliverer is the delivery stage. Each external line waits, in its own
+// handler call, until every external line of its order has arrived; the
+// last to arrive delivers the order to its partners, records the delivered
+// statuses, and wakes the others. None of the lines is acked before the
+// order is delivered, so a crash loses nothing: the lines come again and the
+// order is delivered again, to the same file or with the same idempotency
+// key.
+type Deliverer struct {
+	cfg    DeliveryConfig
+	status status.Writer
+
+	mu      sync.Mutex
+	pending map[int64]*assembly
+}
+
+type assembly struct {
+	lines   map[int]order.Line
+	refs    map[int]status.LineRef
+	skipped map[int]bool // lines that failed before joining (no partner)
+	busy    bool         // a delivery is under way
+	done    chan struct{}
+	results map[int]error
+}
+
+// NewDeliverer builds the deliver processor.
+func NewDeliverer(d Deps) (Processor, error) {
+	if d.Status == nil {
+		return nil, errors.New("deliver: no status writer")
+	}
+	cfg := d.Delivery
+	if cfg.AssemblyTimeout <= 0 {
+		cfg.AssemblyTimeout = time.Minute
+	}
+	dl := &Deliverer{cfg: cfg, status: d.Status, pending: map[int64]*assembly{}}
+	return dl.Process, nil
+}
+
+// Process handles one external line.
+func (d *Deliverer) Process(ctx context.Context, line order.Line) (Outcome, error) {
+	if line.Route != order.RouteExternal {
+		return Outcome{}, failure.Permanent(failure.InvalidInput,
+			fmt.Errorf("line %d of order %d is routed %q, not external", line.LineIndex, line.OrderID, line.Route))
+	}
+	if !slices.Contains(line.ExternalLines, line.LineIndex) {
+		return Outcome{}, failure.Permanent(failure.InvalidInput,
+			fmt.Errorf("line %d of order %d is external but not in its external_lines %v", line.LineIndex, line.OrderID, line.ExternalLines))
+	}
+	if _, ok := d.partnerFor(line); !ok {
+		d.skip(line)
+		return Outcome{}, failure.Permanent(failure.NoPartner,
+			fmt.Errorf("no partner is configured for route_id %d or category %q", line.RouteID, line.Category))
+	}
+	ref, _ := status.LineFrom(ctx)
+	a, complete := d.join(line, ref)
+	if complete {
+		d.deliver(ctx, line.OrderID, a)
+	}
+	timer := time.NewTimer(d.cfg.AssemblyTimeout)
+	defer timer.Stop()
+	select {
+	case <-a.done:
+		if err := a.results[line.LineIndex]; err != nil {
+			return Outcome{}, err
+		}
+		return Outcome{Settled: true}, nil
+	case <-ctx.Done():
+		d.leave(line)
+		return Outcome{}, fmt.Errorf("order %d: stopped waiting for its external lines: %w", line.OrderID, ctx.Err())
+	case <-timer.C:
+		missing := d.leave(line)
+		if d.cfg.Delivered != nil {
+			if done, err := d.cfg.Delivered(ctx, line.OrderID); err == nil && done[line.LineIndex] {
+				// A straggler of an order delivered before a restart.
+				return Outcome{Settled: true}, nil
+			}
+		}
+		return Outcome{}, fmt.Errorf("order %d: external lines %v did not arrive within %v", line.OrderID, missing, d.cfg.AssemblyTimeout)
+	}
+}
+
+func (d *Deliverer) partnerFor(l order.Line) (Partner, bool) {
+	for _, p := range d.cfg.Partners {
+		if p.matches(l) {
+			return p, true
+		}
+	}
+	return Partner{}, false
+}
+
+func (d *Deliverer) assemblyLocked(id int64) *assembly {
+	a := d.pending[id]
+	if a == nil {
+		a = &assembly{lines: map[int]order.Line{}, refs: map[int]status.LineRef{}, skipped: map[int]bool{}, done: make(chan struct{})}
+		d.pending[id] = a
+	}
+	return a
+}
+
+// join adds a line to its order's assembly and reports whether the order is
+// now complete; the caller then delivers it.
+func (d *Deliverer) join(line order.Line, ref status.LineRef) (*assembly, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	a := d.assemblyLocked(line.OrderID)
+	a.lines[line.LineIndex] = line
+	a.refs[line.LineIndex] = ref
+	if a.busy || !a.completeLocked(line.ExternalLines) {
+		return a, false
+	}
+	a.busy = true
+	delete(d.pending, line.OrderID) // lines arriving from now on start afresh
+	return a, true
+}
+
+// skip records a line that will not join (it failed on its own), so that its
+// siblings do not wait for it.
+func (d *Deliverer) skip(line order.Line) {
+	d.mu.Lock()
+	a := d.assemblyLocked(line.OrderID)
+	a.skipped[line.LineIndex] = true
+	var deliver bool
+	var ext []int
+	for _, l := range a.lines {
+		ext = l.ExternalLines
+		break
+	}
+	if ext != nil && !a.busy && a.completeLocked(ext) {
+		a.busy, deliver = true, true
+		delete(d.pending, line.OrderID)
+	}
+	d.mu.Unlock()
+	if deliver {
+		go d.deliver(context.Background(), line.OrderID, a)
+	}
+}
+
+func (a *assembly) completeLocked(external []int) bool {
+	if len(a.lines) == 0 {
+		return false
+	}
+	for _, i := range external {
+		if _, ok := a.lines[i]; !ok && !a.skipped[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// leave takes a line that stops waiting out of its assembly and returns the
+// lines still missing.
+func (d *Deliverer) leave(line order.Line) []int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	a := d.pending[line.OrderID]
+	if a == nil {
+		return nil
+	}
+	delete(a.lines, line.LineIndex)
+	delete(a.refs, line.LineIndex)
+	var missing []int
+	for _, i := range line.ExternalLines {
+		if _, ok := a.lines[i]; !ok && !a.skipped[i] {
+			missing = append(missing, i)
+		}
+	}
+	if len(a.lines) == 0 {
+		delete(d.pending, line.OrderID)
+	}
+	return missing
+}
+
+// deliver sends each partner its lines of the order, records the delivered
+// lines, and wakes every waiting line with its result.
+func (d *Deliverer) deliver(ctx context.Context, orderID int64, a *assembly) {
+	defer close(a.done)
+	a.results = map[int]error{}
+	byPartner := map[string][]order.Line{}
+	partners := map[string]Partner{}
+	var internal []int
+	var any order.Line
+	for _, l := range a.lines {
+		any = l
+		p, _ := d.partnerFor(l)
+		byPartner[p.Name] = append(byPartner[p.Name], l)
+		partners[p.Name] = p
+	}
+	for i := 0; i < any.LineCount; i++ {
+		if !slices.Contains(any.ExternalLines, i) {
+			internal = append(internal, i)
+		}
+	}
+	for name, lines := range byPartner {
+		var elsewhere []int
+		for _, i := range any.ExternalLines {
+			if !slices.ContainsFunc(lines, func(l order.Line) bool { return l.LineIndex == i }) {
+				elsewhere = append(elsewhere, i)
+			}
+		}
+		doc := delivery.NewDocument(name, lines, internal, elsewhere)
+		detail, err := partners[name].Sink.Deliver(ctx, doc)
+		if err == nil {
+			recs := make([]status.Record, 0, len(lines))
+			for _, l := range lines {
+				rec := a.refs[l.LineIndex].Record(status.Delivered)
+				rec.OrderID, rec.Line, rec.Lines = orderID, l.LineIndex, l.LineCount
+				rec.Partner, rec.Detail = name, detail
+				recs = append(recs, rec)
+			}
+			err = d.status.Record(ctx, recs...)
+		} else {
+			err = fmt.Errorf("deliver order %d to partner %s: %w", orderID, name, err)
+		}
+		for _, l := range lines {
+			a.results[l.LineIndex] = err
+		}
+	}
+}

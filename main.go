@@ -1,0 +1,456 @@
+// Command orderflow is an order-processing pipeline: orders are generated,
+// validated against a fraud list, enriched with location names, routed
+// internally or externally, and delivered to partners, on a Watermill router
+// over Kafka, with metadata and order status in MongoDB.
+//
+// Run `orderflow help` for the commands.
+package main
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/orderflow/orderflow/app"
+	"github.com/orderflow/orderflow/embedded"
+	"github.com/orderflow/orderflow/metastore"
+	"github.com/orderflow/orderflow/progress"
+	"github.com/orderflow/orderflow/status"
+)
+
+// defaultConfig is orderflow.yaml as shipped, used when no file is given
+// and there is none in the working directory.
+//
+//go:embed orderflow.yaml
+var defaultConfig []byte
+
+const usage = `orderflow: an order pipeline on Watermill, Kafka and MongoDB.
+
+Usage:
+  orderflow demo [--orders N] [--rate R] [--data DIR] [--exit]
+      Everything on this machine: embedded Kafka and MongoDB (unless
+      configured), the sample metadata, the router, and N orders.
+  orderflow run [--only NAME,...]
+      The router process. Run several to share the work.
+  orderflow generate --orders N [--rate R] [--seed S]
+      Publish random orders to raw_order.
+  orderflow status [--json] [ORDER_ID...]
+      The status of the given orders, or of all, then a count per status.
+  orderflow metadata load [PATH...]
+      Load fraud IPs, locations and products: the bundled sample, or files
+      (JSON arrays, JSON lines, mongoexport output).
+  orderflow config check | print
+      Validate the configuration, or print it with secrets masked.
+  orderflow embedded [--kafka ADDR] [--mongo ADDR] [--data DIR]
+      Run the embedded Kafka-protocol broker and MongoDB-wire server alone.
+
+Flags every command takes:
+  --config FILE        configuration file (default: $ORDERFLOW_CONFIG, else
+                       ./orderflow.yaml if present, else the shipped one)
+  --brokers LIST       Kafka brokers, comma-separated ($ORDERFLOW_KAFKA_BROKERS)
+  --mongodb-uri URI    MongoDB connection string ($ORDERFLOW_MONGODB_URI)
+  --log-level LEVEL    debug, info, warn or error
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "orderflow:", err)
+		var usageErr usageError
+		if errors.As(err, &usageErr) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "demo":
+		return cmdDemo(ctx, rest, stdout, stderr)
+	case "run":
+		return cmdRun(ctx, rest, stderr)
+	case "generate":
+		return cmdGenerate(ctx, rest, stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, rest, stdout, stderr)
+	case "metadata":
+		if len(rest) == 0 || rest[0] != "load" {
+			return usageError{"usage: orderflow metadata load [PATH...]"}
+		}
+		return cmdMetadataLoad(ctx, rest[1:], stdout, stderr)
+	case "config":
+		if len(rest) == 0 || (rest[0] != "check" && rest[0] != "print") {
+			return usageError{"usage: orderflow config check | print"}
+		}
+		return cmdConfig(rest[0], rest[1:], stdout, stderr)
+	case "embedded":
+		return cmdEmbedded(ctx, rest, stdout)
+	default:
+		return usageError{fmt.Sprintf("unknown command %q; run `orderflow help`", cmd)}
+	}
+}
+
+// common holds the flags every command takes.
+type common struct {
+	config, brokers, mongoURI, logLevel string
+}
+
+func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *common) {
+	fs := flag.NewFlagSet("orderflow "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &common{}
+	fs.StringVar(&c.config, "config", "", "configuration file")
+	fs.StringVar(&c.brokers, "brokers", "", "Kafka brokers, comma-separated")
+	fs.StringVar(&c.mongoURI, "mongodb-uri", "", "MongoDB connection string")
+	fs.StringVar(&c.logLevel, "log-level", "", "log level: debug, info, warn or error")
+	return fs, c
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
+// load reads the configuration the flags point at, with the environment and
+// then the flags on top.
+func (c *common) load() (*app.Config, string, error) {
+	path := c.config
+	if path == "" {
+		path = os.Getenv("ORDERFLOW_CONFIG")
+	}
+	data, name := defaultConfig, "orderflow.yaml (shipped)"
+	if path == "" {
+		if _, err := os.Stat("orderflow.yaml"); err == nil {
+			path = "orderflow.yaml"
+		}
+	}
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, "", fmt.Errorf("read configuration: %w", err)
+		}
+		name = path
+	}
+	cfg, err := app.Load(data, name, app.OSEnv)
+	if err != nil {
+		return nil, "", err
+	}
+	if c.brokers != "" {
+		cfg.Kafka.Brokers = strings.Split(c.brokers, ",")
+	}
+	if c.mongoURI != "" {
+		cfg.MongoDB.URI = c.mongoURI
+	}
+	if c.logLevel != "" {
+		cfg.Log.Level = c.logLevel
+	}
+	return cfg, name, nil
+}
+
+func logger(cfg *app.Config, stderr io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	text := cfg.Log.Format == "text"
+	if cfg.Log.Format == "auto" {
+		f, ok := stderr.(*os.File)
+		text = ok && progress.IsTerminal(f)
+	}
+	if text {
+		return slog.New(slog.NewTextHandler(stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(stderr, opts))
+}
+
+func isTTY(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && progress.IsTerminal(f)
+}
+
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, c := newFlags("demo", stderr)
+	orders := fs.Int("orders", 2000, "orders to generate")
+	rate := fs.Float64("rate", 0, "orders per second (0: as fast as possible)")
+	data := fs.String("data", "data", "directory for the embedded servers' data")
+	exit := fs.Bool("exit", false, "stop once every order is final")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, _, err := c.load()
+	if err != nil {
+		return err
+	}
+	if c.logLevel == "" && os.Getenv("ORDERFLOW_LOG_LEVEL") == "" {
+		cfg.Log.Level = "warn" // the demo's own output tells the story
+	}
+	log := logger(cfg, stderr)
+	slog.SetDefault(log)
+	return app.Demo(ctx, cfg, app.DemoOptions{
+		Orders: *orders, Rate: *rate, DataDir: *data, Exit: *exit,
+		Out: stdout, TTY: isTTY(stdout), Logger: log,
+	})
+}
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
+	fs, c := newFlags("run", stderr)
+	only := fs.String("only", "", "run only these handlers, comma-separated")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, name, err := c.load()
+	if err != nil {
+		return err
+	}
+	log := logger(cfg, stderr)
+	slog.SetDefault(log)
+	log.Info("configuration loaded", "file", name)
+	var names []string
+	if *only != "" {
+		names = strings.Split(*only, ",")
+	}
+	p, err := app.NewPipeline(ctx, cfg, app.Options{Only: names, Logger: log})
+	if err != nil {
+		return err
+	}
+	return p.Run(ctx, nil)
+}
+
+func cmdGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, c := newFlags("generate", stderr)
+	orders := fs.Int("orders", 0, "orders to generate (required)")
+	rate := fs.Float64("rate", 0, "orders per second (0: as fast as possible)")
+	seed := fs.Uint64("seed", 0, "random seed (0: random)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *orders <= 0 {
+		return usageError{"generate: --orders N is required"}
+	}
+	cfg, _, err := c.load()
+	if err != nil {
+		return err
+	}
+	log := logger(cfg, stderr)
+	bar := progress.New(stdout, "generate", *orders, isTTY(stdout))
+	res, err := app.Generate(ctx, cfg, app.GenerateOptions{Orders: *orders, Rate: *rate, Seed: *seed, Logger: log, Progress: bar.Set})
+	bar.Finish()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "published %d orders (%d lines), ids %d to %d, in %s\n", res.Orders, res.Lines, res.FirstID, res.LastID, res.Took.Round(1e6))
+	return nil
+}
+
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, c := newFlags("status", stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var ids []int64
+	for _, a := range fs.Args() {
+		id, err := strconv.ParseInt(a, 10, 64)
+		if err != nil || id <= 0 {
+			return usageError{fmt.Sprintf("status: %q is not an order id", a)}
+		}
+		ids = append(ids, id)
+	}
+	cfg, _, err := c.load()
+	if err != nil {
+		return err
+	}
+	m, err := app.ConnectMongo(cfg.MongoDB)
+	if err != nil {
+		return err
+	}
+	defer m.Close(context.Background())
+	reader := status.NewReader(m.DB.Collection(status.Collection), deliveryEnabled(cfg))
+	var orders []*status.Order
+	if len(ids) > 0 {
+		orders, err = reader.Orders(ctx, ids...)
+	} else {
+		orders, err = reader.All(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	sum := status.Summarize(orders)
+	if *asJSON {
+		var missing []int64
+		for _, id := range ids {
+			found := false
+			for _, o := range orders {
+				found = found || o.ID == id
+			}
+			if !found {
+				missing = append(missing, id)
+			}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Orders  []*status.Order `json:"orders"`
+			Unknown []int64         `json:"unknown,omitempty"`
+			Summary status.Summary  `json:"summary"`
+		}{orders, missing, sum})
+	}
+	found := map[int64]bool{}
+	for _, o := range orders {
+		found[o.ID] = true
+		line := fmt.Sprintf("order_id: %d status is %s", o.ID, o.Status)
+		if o.Reason != "" {
+			line += " (" + o.Reason + ")"
+		}
+		fmt.Fprintln(stdout, line)
+	}
+	for _, id := range ids {
+		if !found[id] {
+			fmt.Fprintf(stdout, "order_id: %d is unknown\n", id)
+		}
+	}
+	fmt.Fprintln(stdout)
+	var rows []string
+	for st, n := range sum.ByStatus {
+		if n > 0 {
+			rows = append(rows, fmt.Sprintf("%-10s %d", string(st)+":", n))
+		}
+	}
+	sort.Strings(rows)
+	for _, r := range rows {
+		fmt.Fprintln(stdout, r)
+	}
+	fmt.Fprintf(stdout, "%-10s %d\n", "total:", sum.Orders)
+	return nil
+}
+
+func deliveryEnabled(cfg *app.Config) bool {
+	for _, h := range cfg.Handlers {
+		if h.Processor == "deliver" && h.IsEnabled() {
+			return true
+		}
+	}
+	return false
+}
+
+func cmdMetadataLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, c := newFlags("metadata load", stderr)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var ds metastore.Dataset
+	var err error
+	if fs.NArg() == 0 {
+		ds, err = metastore.SampleDataset()
+	} else {
+		ds, err = metastore.ParseFiles(fs.Args()...)
+	}
+	if err != nil {
+		return err // names the file and line; nothing was written
+	}
+	cfg, _, err := c.load()
+	if err != nil {
+		return err
+	}
+	m, err := app.ConnectMongo(cfg.MongoDB)
+	if err != nil {
+		return err
+	}
+	defer m.Close(context.Background())
+	store := metastore.NewStore(m.DB)
+	if err := store.EnsureIndexes(ctx); err != nil {
+		fmt.Fprintln(stderr, "warning:", err)
+	}
+	res, err := store.Apply(ctx, ds)
+	if err != nil {
+		return err
+	}
+	for _, coll := range []string{metastore.FraudIPCollection, metastore.LocationCollection, metastore.ProductCollection} {
+		if r := res[coll]; r != nil {
+			fmt.Fprintf(stdout, "%-17s %5d new  %5d updated  %5d unchanged\n", coll, r.Inserted, r.Updated, r.Unchanged)
+		}
+	}
+	return nil
+}
+
+func cmdConfig(what string, args []string, stdout, stderr io.Writer) error {
+	fs, c := newFlags("config "+what, stderr)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, name, err := c.load()
+	if err != nil {
+		return err
+	}
+	if what == "check" {
+		fmt.Fprintf(stdout, "%s: ok (%d handlers, %d topics)\n", name, len(cfg.Handlers), len(cfg.Topics))
+		return nil
+	}
+	out, err := cfg.Masked()
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(out)
+	return err
+}
+
+func cmdEmbedded(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("orderflow embedded", flag.ContinueOnError)
+	kafkaAddr := fs.String("kafka", "127.0.0.1:9092", "Kafka listen address; empty: no broker")
+	mongoAddr := fs.String("mongo", "127.0.0.1:27017", "MongoDB listen address; empty: no server")
+	data := fs.String("data", "data", "data directory")
+	partitions := fs.Int("partitions", 8, "partitions of topics created automatically")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *kafkaAddr != "" {
+		k, err := embedded.StartKafka(embedded.KafkaConfig{Addr: *kafkaAddr, DataDir: *data + "/kafka", Partitions: *partitions})
+		if err != nil {
+			return err
+		}
+		defer k.Close()
+		fmt.Fprintf(stdout, "kafka %s\n", strings.Join(k.Brokers(), ","))
+	}
+	if *mongoAddr != "" {
+		m, err := embedded.StartMongo(embedded.MongoConfig{Addr: *mongoAddr, DataDir: *data + "/mongo"})
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		fmt.Fprintf(stdout, "mongodb %s\n", m.URI())
+	}
+	if f, ok := stdout.(*os.File); ok {
+		f.Sync()
+	}
+	<-ctx.Done()
+	return nil
+}
