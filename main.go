@@ -294,7 +294,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer m.Close(context.Background())
-	reader := status.NewReader(m.DB.Collection(status.Collection), deliveryEnabled(cfg))
+	reader := status.NewReader(m.DB.Collection(status.Collection), cfg.DeliveryEnabled())
 	var orders []*status.Order
 	if len(ids) > 0 {
 		orders, err = reader.Orders(ctx, ids...)
@@ -351,15 +351,6 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "%-10s %d\n", "total:", sum.Orders)
 	return nil
-}
-
-func deliveryEnabled(cfg *app.Config) bool {
-	for _, h := range cfg.Handlers {
-		if h.Processor == "deliver" && h.IsEnabled() {
-			return true
-		}
-	}
-	return false
 }
 
 func cmdMetadataLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {

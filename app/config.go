@@ -665,6 +665,9 @@ func (c *Config) validateHandlers(p *problems) {
 		if h.Middleware != nil {
 			c.validateStack(p, at+".middleware", h.Middleware)
 		}
+		if h.Processor == "deliver" && h.IsEnabled() && c.Kafka.Client == "watermill-kafka" {
+			p.add(at+".processor", "the deliver processor holds an order's lines until all have arrived, which needs several messages of a partition in flight: use kafka.client franz, or disable this handler")
+		}
 	}
 }
 

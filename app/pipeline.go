@@ -129,14 +129,21 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 	return p, nil
 }
 
-func (p *Pipeline) deliveryEnabled() bool {
-	for _, h := range p.cfg.Handlers {
+func (p *Pipeline) deliveryEnabled() bool { return deliveryEnabledIn(p.cfg) }
+
+// deliveryEnabledIn says whether external lines go on to a delivery stage,
+// which decides when an order with external lines is final.
+func deliveryEnabledIn(cfg *Config) bool {
+	for _, h := range cfg.Handlers {
 		if h.Processor == "deliver" && h.IsEnabled() {
 			return true
 		}
 	}
 	return false
 }
+
+// DeliveryEnabled is deliveryEnabledIn for the commands.
+func (c *Config) DeliveryEnabled() bool { return deliveryEnabledIn(c) }
 
 func (p *Pipeline) deps() (handlers.Deps, error) {
 	d := handlers.Deps{

@@ -59,10 +59,10 @@ func NewDocument(partner string, lines []order.Line, internal, elsewhere []int) 
 		d.Partial = true
 		var parts []string
 		if len(internal) > 0 {
-			parts = append(parts, fmt.Sprintf("line %s routed internally", indexes(internal)))
+			parts = append(parts, fmt.Sprintf("line%s routed internally", indexes(internal)))
 		}
 		if len(elsewhere) > 0 {
-			parts = append(parts, fmt.Sprintf("line %s delivered to another partner", indexes(elsewhere)))
+			parts = append(parts, fmt.Sprintf("line%s delivered to another partner", indexes(elsewhere)))
 		}
 		d.Note = fmt.Sprintf("this delivery carries %d of the order's %d lines; %s", len(lines), first.LineCount, strings.Join(parts, "; "))
 	}
