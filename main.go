@@ -25,6 +25,7 @@ import (
 	"github.com/orderflow/orderflow/app"
 	"github.com/orderflow/orderflow/embedded"
 	"github.com/orderflow/orderflow/metastore"
+	"github.com/orderflow/orderflow/poison"
 	"github.com/orderflow/orderflow/progress"
 	"github.com/orderflow/orderflow/status"
 )
@@ -52,6 +53,11 @@ Usage:
       (JSON arrays, JSON lines, mongoexport output).
   orderflow config check | print
       Validate the configuration, or print it with secrets masked.
+  orderflow poison list [--topic T] [--json]
+      What is in the poison queue, and why.
+  orderflow poison replay (--filter FIELD=VALUE ... | --all) [--force]
+      Publish poisoned messages back to their original topics. Fields:
+      handler, topic, group, kind, order, id, reason (a substring).
   orderflow embedded [--kafka ADDR] [--mongo ADDR] [--data DIR]
       Run the embedded Kafka-protocol broker and MongoDB-wire server alone.
 
@@ -110,6 +116,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdConfig(rest[0], rest[1:], stdout, stderr)
 	case "embedded":
 		return cmdEmbedded(ctx, rest, stdout)
+	case "poison":
+		if len(rest) == 0 || (rest[0] != "list" && rest[0] != "replay") {
+			return usageError{"usage: orderflow poison list [--topic T] | replay (--filter F... | --all)"}
+		}
+		return cmdPoison(ctx, rest[0], rest[1:], stdout, stderr)
 	default:
 		return usageError{fmt.Sprintf("unknown command %q; run `orderflow help`", cmd)}
 	}
@@ -444,4 +455,76 @@ func cmdEmbedded(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	<-ctx.Done()
 	return nil
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, " ") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func cmdPoison(ctx context.Context, what string, args []string, stdout, stderr io.Writer) error {
+	fs, c := newFlags("poison "+what, stderr)
+	topic := fs.String("topic", "", "poison topic (default: the configured poison queue)")
+	asJSON := fs.Bool("json", false, "print JSON (list)")
+	var filters multiFlag
+	fs.Var(&filters, "filter", "replay the entries matching FIELD=VALUE; repeat to narrow")
+	all := fs.Bool("all", false, "replay every entry not replayed yet")
+	force := fs.Bool("force", false, "replay entries that were replayed before")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	filter, err := poison.ParseFilter(filters)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	if what == "replay" && len(filter) == 0 && !*all {
+		return usageError{"poison replay: give --filter FIELD=VALUE or --all"}
+	}
+	cfg, _, err := c.load()
+	if err != nil {
+		return err
+	}
+	if *topic == "" {
+		*topic = cfg.PoisonTopic()
+	}
+	k, err := app.NewKafka(cfg.Kafka, false, logger(cfg, stderr))
+	if err != nil {
+		return err
+	}
+	m, err := app.ConnectMongo(cfg.MongoDB)
+	if err != nil {
+		return err
+	}
+	defer m.Close(context.Background())
+	store := &poison.Store{Brokers: k.Brokers(), Opts: k.ClientOptions(), Marks: m.DB.Collection(poison.ReplayCollection)}
+	entries, err := store.List(ctx, *topic)
+	if err != nil {
+		return err
+	}
+	var selected []poison.Entry
+	for _, e := range entries {
+		if filter.Match(e) {
+			selected = append(selected, e)
+		}
+	}
+	if what == "list" {
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(selected)
+		}
+		for _, e := range selected {
+			replayed := ""
+			if e.Replayed != nil {
+				replayed = " [replayed " + e.Replayed.Format("2006-01-02 15:04:05") + "]"
+			}
+			fmt.Fprintf(stdout, "%s  order %s  from %s/%s@%s by %s (%s)  %s: %s%s\n",
+				e.ID, e.Key, e.Topic, e.Partition, e.Offset, e.Handler, e.Group, e.Kind, e.Reason, replayed)
+		}
+		fmt.Fprintf(stdout, "%d entries in %s\n", len(selected), *topic)
+		return nil
+	}
+	res, err := store.Replay(ctx, selected, *force)
+	fmt.Fprintf(stdout, "replayed %d, skipped %d already replayed (use --force to replay them again)\n", res.Replayed, res.Skipped)
+	return err
 }

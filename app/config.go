@@ -440,6 +440,19 @@ func (c *Config) stacks() []*[]Middleware {
 	return out
 }
 
+// PoisonTopic is the topic of the default stack's poison queue, or of the
+// first handler stack that has one.
+func (c *Config) PoisonTopic() string {
+	for _, stack := range c.stacks() {
+		for _, m := range *stack {
+			if m.Poison != nil {
+				return m.Poison.Topic
+			}
+		}
+	}
+	return "poison_queue"
+}
+
 // StackFor returns the middleware stack of a handler.
 func (c *Config) StackFor(h HandlerConfig) []Middleware {
 	if h.Middleware != nil {

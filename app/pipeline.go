@@ -44,6 +44,7 @@ type Pipeline struct {
 	reader   *status.Reader
 	handlers []string
 	closing  atomic.Bool
+	stopping chan struct{} // closed when the shutdown starts
 }
 
 // NewPipeline connects to Kafka and MongoDB, creates the topics, loads the
@@ -53,7 +54,7 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 	if log == nil {
 		log = slog.Default()
 	}
-	p = &Pipeline{cfg: cfg, log: log}
+	p = &Pipeline{cfg: cfg, log: log, stopping: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			p.release()
@@ -151,6 +152,7 @@ func (p *Pipeline) deps() (handlers.Deps, error) {
 		Locations: p.cache,
 		Products:  p.cache,
 		Status:    p.recorder,
+		Stopping:  p.stopping,
 		Logger:    p.log,
 		Delivery: handlers.DeliveryConfig{
 			AssemblyTimeout: p.cfg.Delivery.AssemblyTimeout.Duration,
@@ -300,6 +302,7 @@ func (p *Pipeline) Run(ctx context.Context, running chan<- struct{}) error {
 		case <-stopped:
 		}
 		p.closing.Store(true)
+		close(p.stopping)
 		p.log.Info("shutting down: finishing the messages in flight", "timeout", p.cfg.Router.CloseTimeout.Duration)
 		closeErr = p.router.Close()
 	}()

@@ -38,13 +38,14 @@ func TestDocumentIsDeterministic(t *testing.T) {
 func TestDirSinkWritesAtomicallyAndIdempotently(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "partner")
 	s := DirSink{Dir: dir}
-	for range 2 {
+	want := filepath.Join(dir, "42.json")
+	for i, suffix := range []string{"", " (already there)"} {
 		path, err := s.Deliver(context.Background(), doc())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if path != filepath.Join(dir, "42.json") {
-			t.Fatalf("path %s", path)
+		if path != want+suffix {
+			t.Fatalf("delivery %d: %s", i, path)
 		}
 	}
 	entries, _ := os.ReadDir(dir)

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -10,13 +11,14 @@ import (
 
 // DirSink writes one file per order into a directory, named by the order id.
 // The file is written to a temporary name, synced and renamed, so a reader
-// never sees half a file, and rewriting an order replaces it with the same
-// content.
+// never sees half a file. A redelivered order whose file is already there
+// with the same content is not written again.
 type DirSink struct {
 	Dir string
 }
 
-// Deliver writes the document and returns the file's path.
+// Deliver writes the document and returns the file's path, followed by
+// " (already there)" when an identical file was found.
 func (s DirSink) Deliver(ctx context.Context, d Document) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
@@ -25,12 +27,16 @@ func (s DirSink) Deliver(ctx context.Context, d Document) (string, error) {
 		return "", fmt.Errorf("create delivery directory: %w", err)
 	}
 	final := filepath.Join(s.Dir, strconv.FormatInt(d.OrderID, 10)+".json")
+	content := d.JSON()
+	if old, err := os.ReadFile(final); err == nil && bytes.Equal(old, content) {
+		return final + " (already there)", nil
+	}
 	tmp, err := os.CreateTemp(s.Dir, ".tmp-"+strconv.FormatInt(d.OrderID, 10)+"-*")
 	if err != nil {
 		return "", fmt.Errorf("create temporary delivery file: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op once renamed
-	if _, err := tmp.Write(d.JSON()); err != nil {
+	if _, err := tmp.Write(content); err != nil {
 		tmp.Close()
 		return "", fmt.Errorf("write delivery file: %w", err)
 	}

@@ -52,8 +52,9 @@ type DeliveryConfig struct {
 // order is delivered again, to the same file or with the same idempotency
 // key.
 type Deliverer struct {
-	cfg    DeliveryConfig
-	status status.Writer
+	cfg      DeliveryConfig
+	status   status.Writer
+	stopping <-chan struct{}
 
 	mu      sync.Mutex
 	pending map[int64]*assembly
@@ -77,7 +78,7 @@ func NewDeliverer(d Deps) (Processor, error) {
 	if cfg.AssemblyTimeout <= 0 {
 		cfg.AssemblyTimeout = time.Minute
 	}
-	dl := &Deliverer{cfg: cfg, status: d.Status, pending: map[int64]*assembly{}}
+	dl := &Deliverer{cfg: cfg, status: d.Status, stopping: d.Stopping, pending: map[int64]*assembly{}}
 	return dl.Process, nil
 }
 
@@ -112,6 +113,11 @@ func (d *Deliverer) Process(ctx context.Context, line order.Line) (Outcome, erro
 	case <-ctx.Done():
 		d.leave(line)
 		return Outcome{}, fmt.Errorf("order %d: stopped waiting for its external lines: %w", line.OrderID, ctx.Err())
+	case <-d.stopping:
+		// The other lines will not come before the shutdown; this one is
+		// consumed again after it, with them.
+		d.leave(line)
+		return Outcome{}, failure.Unavailable(fmt.Errorf("order %d: shutting down while waiting for its external lines", line.OrderID))
 	case <-timer.C:
 		missing := d.leave(line)
 		if d.cfg.Delivered != nil {

@@ -61,6 +61,9 @@ type Deps struct {
 	Status status.Writer
 	// Delivery configures the deliver processor.
 	Delivery DeliveryConfig
+	// Stopping is closed when the process starts shutting down, so that a
+	// processor holding a message for others (delivery) lets it go at once.
+	Stopping <-chan struct{}
 	Logger   *slog.Logger
 }
 

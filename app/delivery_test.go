@@ -1,0 +1,295 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow/delivery"
+	"github.com/orderflow/orderflow/internal/testenv"
+	"github.com/orderflow/orderflow/metastore"
+	"github.com/orderflow/orderflow/order"
+	"github.com/orderflow/orderflow/poison"
+	"github.com/orderflow/orderflow/status"
+)
+
+// partnerServer records what a partner's endpoint receives and answers with
+// reply(n), n counting the requests for the same idempotency key from 1.
+type partnerServer struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests map[string][]delivery.Document
+}
+
+func newPartner(t *testing.T, reply func(w http.ResponseWriter, n int)) *partnerServer {
+	p := &partnerServer{requests: map[string][]delivery.Document{}}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var d delivery.Document
+		if err := json.NewDecoder(r.Body).Decode(&d); err != nil {
+			t.Errorf("partner got a body that is not a document: %v", err)
+		}
+		key := r.Header.Get("Idempotency-Key")
+		if key != d.IdempotencyKey || key != delivery.IdempotencyKey(d.OrderID, d.Partner) {
+			t.Errorf("idempotency header %q for document key %q", key, d.IdempotencyKey)
+		}
+		p.mu.Lock()
+		p.requests[key] = append(p.requests[key], d)
+		n := len(p.requests[key])
+		p.mu.Unlock()
+		reply(w, n)
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+func (p *partnerServer) received() map[string][]delivery.Document {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string][]delivery.Document{}
+	for k, v := range p.requests {
+		out[k] = append([]delivery.Document(nil), v...)
+	}
+	return out
+}
+
+// publishOrders publishes handmade orders the way the generator does.
+func publishOrders(t *testing.T, cfg *Config, orders []order.Order, pace time.Duration) {
+	t.Helper()
+	k, err := NewKafka(cfg.Kafka, false, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ConnectMongo(cfg.MongoDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	rec, err := status.NewRecorder(m.DB.Collection(status.Collection), status.RecorderConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	kpub, err := k.NewPublisher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kpub.Close()
+	pub := &status.Publisher{Next: kpub, Writer: rec, Status: status.Generated}
+	for _, o := range orders {
+		if err := publishOrder(pub, "raw_order", o); err != nil {
+			t.Error(err)
+		}
+		time.Sleep(pace)
+	}
+}
+
+func makeOrder(id int64, products ...int64) order.Order {
+	o := order.Order{ID: id, Time: "2026-11-24T10:00:00.000000Z", IPAddress: "8.8.8.8"}
+	for _, p := range products {
+		o.Products = append(o.Products, order.Product{ProductID: p, OrderQty: 1, FromLocation: 1, ToLocation: 2,
+			UnitOfMeasures: 1, UOMType: "E", ProductPrice: 10})
+	}
+	return o
+}
+
+// TestPartnerDelivery runs the delivery stage against real HTTP servers on
+// loopback, answering 200; 500 twice then 200; 400; and not at all; and a
+// directory partner, across a router restart.
+func TestPartnerDelivery(t *testing.T) {
+	ok := newPartner(t, func(http.ResponseWriter, int) {})
+	flaky := newPartner(t, func(w http.ResponseWriter, n int) {
+		if n <= 2 {
+			http.Error(w, "busy", http.StatusInternalServerError)
+		}
+	})
+	bad := newPartner(t, func(w http.ResponseWriter, _ int) { http.Error(w, "unknown sku", http.StatusBadRequest) })
+	hangDone := make(chan struct{})
+	hang := newPartner(t, func(http.ResponseWriter, int) { <-hangDone })
+	defer close(hangDone)
+
+	brokers, _ := testenv.Brokers(t)
+	files := filepath.Join(t.TempDir(), "files")
+	cfg := testConfig(t, brokers, testenv.MongoURI(t), func(c *Config) {
+		httpSink := func(url string) SinkConfig {
+			return SinkConfig{Type: "http", URL: url, Timeout: D(300 * time.Millisecond), MaxRetries: 2,
+				InitialInterval: D(20 * time.Millisecond), MaxInterval: D(50 * time.Millisecond)}
+		}
+		c.Delivery.AssemblyTimeout = D(20 * time.Second)
+		c.Delivery.Partners = []PartnerConfig{
+			{Name: "ok", Match: MatchConfig{RouteIDs: []int{2}}, Sink: httpSink(ok.URL)},
+			{Name: "flaky", Match: MatchConfig{RouteIDs: []int{3}}, Sink: httpSink(flaky.URL)},
+			{Name: "bad", Match: MatchConfig{RouteIDs: []int{4}}, Sink: httpSink(bad.URL)},
+			{Name: "hang", Match: MatchConfig{Categories: []string{"Slow"}}, Sink: httpSink(hang.URL)},
+			{Name: "files", Match: MatchConfig{RouteIDs: []int{6}}, Sink: SinkConfig{Type: "dir", Path: files}},
+		}
+	})
+	ctx := testenv.Context(t, 3*time.Minute)
+	if err := loadSample(ctx, cfg, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ConnectMongo(cfg.MongoDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	ds, err := metastore.Parse("partners.json", strings.NewReader(`{"product_id":1,"product_name":"inside","route_id":1,"category":"Home"}
+{"product_id":2,"product_name":"to-ok","route_id":2,"category":"Home"}
+{"product_id":3,"product_name":"to-flaky","route_id":3,"category":"Home"}
+{"product_id":4,"product_name":"to-bad","route_id":4,"category":"Home"}
+{"product_id":5,"product_name":"to-hang","route_id":5,"category":"Slow"}
+{"product_id":6,"product_name":"to-files","route_id":6,"category":"Home"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := metastore.NewStore(m.DB).Apply(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+
+	var orders []order.Order
+	id := int64(800000)
+	add := func(n int, products ...int64) []int64 {
+		var ids []int64
+		for range n {
+			id++
+			orders = append(orders, makeOrder(id, products...))
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	okIDs := add(4, 1, 2)       // split: one internal line, one to ok
+	flakyIDs := add(3, 3)       // 500, 500, 200
+	badIDs := add(2, 4, 2)      // 400 from bad; its ok line is delivered
+	hangIDs := add(2, 5)        // no answer
+
+	reader := status.NewReader(m.DB.Collection(status.Collection), true)
+	stop := startPipeline(t, cfg)
+	publishOrders(t, cfg, orders, 0)
+	final := waitFor(t, reader, 800001, id, len(orders))
+	stop()
+
+	// The directory partner's orders go through a router restart.
+	fileIDs := add(40, 6, 1, 6) // two lines to files, one internal
+	stop = startPipeline(t, cfg)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		publishOrders(t, cfg, orders[len(orders)-len(fileIDs):], 10*time.Millisecond)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	stop() // mid-stream
+	startPipeline(t, cfg)
+	<-done
+	for oid, o := range waitFor(t, reader, fileIDs[0], id, len(fileIDs)) {
+		final[oid] = o
+	}
+
+	for _, oid := range okIDs {
+		docs := ok.received()[delivery.IdempotencyKey(oid, "ok")]
+		if len(docs) == 0 || len(docs[0].Lines) != 1 || docs[0].Lines[0].LineIndex != 1 || !docs[0].Partial ||
+			!strings.Contains(docs[0].Note, "line 0 routed internally") {
+			t.Errorf("ok partner got %+v for order %d", docs, oid)
+		}
+		checkDelivered(t, reader, oid, "ok", "HTTP 200")
+	}
+	for _, oid := range flakyIDs {
+		if n := len(flaky.received()[delivery.IdempotencyKey(oid, "flaky")]); n != 3 {
+			t.Errorf("flaky partner got %d requests for order %d, want 500, 500, 200", n, oid)
+		}
+		checkDelivered(t, reader, oid, "flaky", "HTTP 200")
+	}
+	for _, oid := range badIDs {
+		if n := len(bad.received()[delivery.IdempotencyKey(oid, "bad")]); n != 1 {
+			t.Errorf("bad partner got %d requests for order %d: a 4xx must not be retried", n, oid)
+		}
+		o := final[oid]
+		if o.Status != status.Failed || !strings.Contains(o.Reason, "400 Bad Request: unknown sku") {
+			t.Errorf("order %d: %s %q", oid, o.Status, o.Reason)
+		}
+		if len(ok.received()[delivery.IdempotencyKey(oid, "ok")]) != 1 {
+			t.Errorf("order %d: its line for the ok partner was not delivered", oid)
+		}
+	}
+	for _, oid := range hangIDs {
+		if n := len(hang.received()[delivery.IdempotencyKey(oid, "hang")]); n != 3 {
+			t.Errorf("hanging partner got %d requests for order %d, want 3 (two retries)", n, oid)
+		}
+		o := final[oid]
+		if o.Status != status.Failed || !strings.Contains(o.Reason, "no answer within 300ms") {
+			t.Errorf("order %d: %s %q", oid, o.Status, o.Reason)
+		}
+	}
+	for _, oid := range fileIDs {
+		checkDelivered(t, reader, oid, "files", filepath.Join(files, fmt.Sprintf("%d.json", oid)))
+	}
+	entries, _ := os.ReadDir(files)
+	if len(entries) != len(fileIDs) {
+		t.Errorf("%d entries in the partner directory for %d orders (temporary files left?)", len(entries), len(fileIDs))
+	}
+
+	// The poison queue holds the refused and the unanswered lines.
+	store := &poison.Store{Brokers: brokers}
+	list, err := store.List(ctx, "poison_queue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]string{}
+	for _, e := range list {
+		if e.Handler == "deliver" {
+			kinds[e.Key] = e.Kind
+		}
+	}
+	for _, oid := range badIDs {
+		if kinds[fmt.Sprint(oid)] != "partner_rejected" {
+			t.Errorf("order %d in the poison queue as %q", oid, kinds[fmt.Sprint(oid)])
+		}
+	}
+	for _, oid := range hangIDs {
+		if kinds[fmt.Sprint(oid)] != "transient" {
+			t.Errorf("order %d in the poison queue as %q", oid, kinds[fmt.Sprint(oid)])
+		}
+	}
+}
+
+// checkDelivered checks an order is delivered, with the partner and its
+// confirmation in its history, and each external line delivered exactly
+// once.
+func checkDelivered(t *testing.T, reader *status.Reader, id int64, partner, detail string) {
+	t.Helper()
+	orders, err := reader.Orders(context.Background(), id)
+	if err != nil || len(orders) != 1 {
+		t.Fatalf("order %d: %v", id, err)
+	}
+	o := orders[0]
+	if o.Status != status.Delivered {
+		t.Errorf("order %d: %s (%s), want delivered", id, o.Status, o.Reason)
+		return
+	}
+	delivered := map[int]int{}
+	for _, ev := range o.History {
+		if ev.Status != status.Delivered || ev.Partner != partner {
+			continue
+		}
+		switch ev.Detail {
+		case detail:
+			delivered[ev.Line]++
+		case detail + " (already there)":
+			// A redelivery after the restart found the file written.
+		default:
+			t.Errorf("order %d line %d delivered with %q, want %q", id, ev.Line, ev.Detail, detail)
+		}
+	}
+	for _, l := range o.Progress {
+		if l.Route == order.RouteExternal && delivered[l.Line] != 1 {
+			t.Errorf("order %d line %d delivered %d times", id, l.Line, delivered[l.Line])
+		}
+	}
+}
