@@ -165,10 +165,10 @@ func TestPartnerDelivery(t *testing.T) {
 		}
 		return ids
 	}
-	okIDs := add(4, 1, 2)       // split: one internal line, one to ok
-	flakyIDs := add(3, 3)       // 500, 500, 200
-	badIDs := add(2, 4, 2)      // 400 from bad; its ok line is delivered
-	hangIDs := add(2, 5)        // no answer
+	okIDs := add(4, 1, 2)  // split: one internal line, one to ok
+	flakyIDs := add(3, 3)  // 500, 500, 200
+	badIDs := add(2, 4, 2) // 400 from bad; its ok line is delivered
+	hangIDs := add(2, 5)   // no answer
 
 	reader := status.NewReader(m.DB.Collection(status.Collection), true)
 	stop := startPipeline(t, cfg)

@@ -34,7 +34,9 @@ func chain(t *testing.T, pub *memPub, shutting *atomic.Bool, h message.HandlerFu
 	t.Helper()
 	pq, err := PoisonQueue(PoisonQueueConfig{
 		Publisher: pub, Topic: "poison", Classifier: AllPermanent, AfterRetries: true, Group: "g",
-		Origin:       func(*message.Message) (Origin, bool) { return Origin{Partition: 3, Offset: 99, Key: []byte("42")}, true },
+		Origin: func(*message.Message) (Origin, bool) {
+			return Origin{Partition: 3, Offset: 99, Key: []byte("42")}, true
+		},
 		ShuttingDown: shutting.Load,
 	})
 	if err != nil {
