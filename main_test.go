@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow/internal/testenv"
+)
+
+func runCmd(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	err := run(ctx, args, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func TestConfigCommands(t *testing.T) {
+	out, _, err := runCmd(t, "config", "check", "--config", "orderflow.yaml")
+	if err != nil || !strings.Contains(out, "orderflow.yaml: ok (4 handlers, 6 topics)") {
+		t.Fatalf("check: %q %v", out, err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	data, _ := os.ReadFile("orderflow.yaml")
+	os.WriteFile(bad, bytes.Replace(data, []byte("processor: route"), []byte("processor: rout"), 1), 0o644)
+	_, _, err = runCmd(t, "config", "check", "--config", bad)
+	if err == nil || !regexp.MustCompile(`bad.yaml:\d+: handlers\[2\]\.processor: unknown processor "rout"`).MatchString(err.Error()) {
+		t.Fatalf("check of a bad file: %v", err)
+	}
+	t.Setenv("ORDERFLOW_KAFKA_SASL_MECHANISM", "PLAIN")
+	t.Setenv("ORDERFLOW_KAFKA_SASL_USERNAME", "svc")
+	t.Setenv("ORDERFLOW_KAFKA_SASL_PASSWORD", "pa55-kafka")
+	t.Setenv("ORDERFLOW_MONGODB_PASSWORD", "pa55-mongo")
+	out, _, err = runCmd(t, "config", "print", "--config", "orderflow.yaml", "--mongodb-uri", "mongodb://svc:pa55-uri@db:27017/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"pa55-kafka", "pa55-mongo", "pa55-uri"} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("config print shows a secret:\n%s", out)
+		}
+	}
+	if !strings.Contains(out, "mechanism: PLAIN") || !strings.Contains(out, "username: svc") {
+		t.Fatalf("config print:\n%s", out)
+	}
+}
+
+func TestMetadataLoadCommand(t *testing.T) {
+	uri := testenv.MongoURI(t)
+	t.Setenv("ORDERFLOW_MONGODB_DATABASE", "cli_"+testenv.Unique())
+	dir := t.TempDir()
+	good := filepath.Join(dir, "products.json")
+	bad := filepath.Join(dir, "locations.json")
+	os.WriteFile(good, []byte(`[{"product_id": 1, "product_name": "a", "route_id": 1, "category": "c"}]`), 0o644)
+	os.WriteFile(bad, []byte("{\"location_id\": 1, \"name\": \"x\"}\n{\"location_id\": \"two\", \"name\": \"y\"}\n"), 0o644)
+	_, _, err := runCmd(t, "metadata", "load", "--mongodb-uri", uri, good, bad)
+	if err == nil || !strings.Contains(err.Error(), "locations.json:2: location_details document: location_id must be an integer") {
+		t.Fatalf("bad file: %v", err)
+	}
+	// Nothing was half-loaded: the good file's product is not there either.
+	out, _, err := runCmd(t, "metadata", "load", "--mongodb-uri", uri, good)
+	if err != nil || !strings.Contains(out, "product_details       1 new") {
+		t.Fatalf("after a failed load: %q %v", out, err)
+	}
+	out, _, err = runCmd(t, "metadata", "load", "--mongodb-uri", uri)
+	if err != nil || !strings.Contains(out, "fraud_ip            500 new") || !strings.Contains(out, "product_details     500 new") {
+		t.Fatalf("sample: %q %v", out, err)
+	}
+	out, _, err = runCmd(t, "metadata", "load", "--mongodb-uri", uri)
+	if err != nil || strings.Contains(out, " 1 new") || !strings.Contains(out, "500 unchanged") {
+		t.Fatalf("second load of the sample: %q %v", out, err)
+	}
+}
+
+// TestDemoThenStatus runs the README's demo command, on embedded servers,
+// then checks an order's status from the command line.
+func TestDemoThenStatus(t *testing.T) {
+	dir := testenv.TempDir(t)
+	t.Chdir(dir)
+	out, errOut, err := runCmd(t, "demo", "--orders", "40", "--exit", "--data", filepath.Join(dir, "data"))
+	if err != nil {
+		t.Fatalf("demo: %v\n%s\n%s", err, out, errOut)
+	}
+	m := regexp.MustCompile(`check an order: orderflow status --brokers (\S+) --mongodb-uri (\S+) (\d+)`).FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, "40 orders (") {
+		t.Fatalf("demo output:\n%s", out)
+	}
+	if !strings.Contains(out, "Kafka-protocol broker (kfake)") || !strings.Contains(out, "MongoDB-wire server (FerretDB)") {
+		t.Fatalf("demo does not say what it started:\n%s", out)
+	}
+	// The embedded servers are gone with the demo; start the Mongo one again on
+	// its data to read the statuses.
+	mongo := testenv.StartMongo(t, filepath.Join(dir, "data", "mongo"))
+	out, _, err = runCmd(t, "status", "--mongodb-uri", mongo.URI(), m[3], "999999999")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^order_id: `+m[3]+` status is (routed|delivered|rejected)`).MatchString(out) ||
+		!strings.Contains(out, "order_id: 999999999 is unknown") || !strings.Contains(out, "total:     1") {
+		t.Fatalf("status:\n%s", out)
+	}
+	out, _, err = runCmd(t, "status", "--mongodb-uri", mongo.URI())
+	if err != nil || !strings.Contains(out, "total:     40") {
+		t.Fatalf("status of all:\n%s %v", out, err)
+	}
+	out, _, err = runCmd(t, "status", "--json", "--mongodb-uri", mongo.URI(), m[3])
+	if err != nil || !strings.Contains(out, `"order_id": `+m[3]) || !strings.Contains(out, `"history": [`) {
+		t.Fatalf("status --json:\n%s %v", out, err)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{"frobnicate"}, {"generate"}, {"status", "abc"}, {"poison", "replay"}, {"metadata"}} {
+		if _, _, err := runCmd(t, args...); err == nil {
+			t.Errorf("%v: no error", args)
+		} else if _, ok := err.(usageError); !ok {
+			t.Errorf("%v: %v is not a usage error", args, err)
+		}
+	}
+}
