@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,10 +70,15 @@ Flags every command takes:
   --log-level LEVEL    debug, info, warn or error
 `
 
+// stopProfile ends the CPU profile --cpuprofile started.
+var stopProfile = func() {}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "orderflow:", err)
 		var usageErr usageError
 		if errors.As(err, &usageErr) {
@@ -128,7 +134,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // common holds the flags every command takes.
 type common struct {
-	config, brokers, mongoURI, logLevel string
+	config, brokers, mongoURI, logLevel, cpuProfile string
 }
 
 func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *common) {
@@ -139,6 +145,7 @@ func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *common) {
 	fs.StringVar(&c.brokers, "brokers", "", "Kafka brokers, comma-separated")
 	fs.StringVar(&c.mongoURI, "mongodb-uri", "", "MongoDB connection string")
 	fs.StringVar(&c.logLevel, "log-level", "", "log level: debug, info, warn or error")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file")
 	return fs, c
 }
 
@@ -175,6 +182,16 @@ func (c *common) load() (*app.Config, string, error) {
 	cfg, err := app.Load(data, name, app.OSEnv)
 	if err != nil {
 		return nil, "", err
+	}
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return nil, "", fmt.Errorf("cpu profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, "", fmt.Errorf("cpu profile: %w", err)
+		}
+		stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
 	}
 	if c.brokers != "" {
 		cfg.Kafka.Brokers = strings.Split(c.brokers, ",")

@@ -61,8 +61,8 @@ func (p *partnerServer) received() map[string][]delivery.Document {
 	return out
 }
 
-// publishOrders publishes handmade orders the way the generator does.
-func publishOrders(t *testing.T, cfg *Config, orders []order.Order, pace time.Duration) {
+// publishTestOrders publishes handmade orders the way the generator does.
+func publishTestOrders(t *testing.T, cfg *Config, orders []order.Order, pace time.Duration) {
 	t.Helper()
 	k, err := NewKafka(cfg.Kafka, false, quietLogger())
 	if err != nil {
@@ -85,7 +85,7 @@ func publishOrders(t *testing.T, cfg *Config, orders []order.Order, pace time.Du
 	defer kpub.Close()
 	pub := &status.Publisher{Next: kpub, Writer: rec, Status: status.Generated}
 	for _, o := range orders {
-		if err := publishOrder(pub, "raw_order", o); err != nil {
+		if err := publishOrders(pub, "raw_order", []order.Order{o}); err != nil {
 			t.Error(err)
 		}
 		time.Sleep(pace)
@@ -172,7 +172,7 @@ func TestPartnerDelivery(t *testing.T) {
 
 	reader := status.NewReader(m.DB.Collection(status.Collection), true)
 	stop := startPipeline(t, cfg)
-	publishOrders(t, cfg, orders, 0)
+	publishTestOrders(t, cfg, orders, 0)
 	final := waitFor(t, reader, 800001, id, len(orders))
 	stop()
 
@@ -182,7 +182,7 @@ func TestPartnerDelivery(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		publishOrders(t, cfg, orders[len(orders)-len(fileIDs):], 10*time.Millisecond)
+		publishTestOrders(t, cfg, orders[len(orders)-len(fileIDs):], 10*time.Millisecond)
 	}()
 	time.Sleep(200 * time.Millisecond)
 	stop() // mid-stream

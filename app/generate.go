@@ -100,6 +100,12 @@ func Generate(ctx context.Context, cfg *Config, opts GenerateOptions) (res Gener
 		pace = t.C
 	}
 	res.StartedAt = time.Now()
+	// Without a rate, each worker publishes orders in chunks: one publish
+	// and one status write for many orders.
+	chunk := 64
+	if opts.Rate > 0 {
+		chunk = 1
+	}
 	work := make(chan int)
 	var (
 		mu        sync.Mutex
@@ -116,23 +122,32 @@ func Generate(ctx context.Context, cfg *Config, opts GenerateOptions) (res Gener
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for range work {
-				id, err := ids.take(ctx)
+			for n := range work {
+				orders := make([]order.Order, 0, n)
+				var err error
+				for range n {
+					var id int64
+					if id, err = ids.take(ctx); err != nil {
+						break
+					}
+					orders = append(orders, gen.Order(id))
+				}
 				if err == nil {
-					o := gen.Order(id)
-					err = publishOrder(pub, cfg.Generator.Topic, o)
-					if err == nil {
-						mu.Lock()
+					err = publishOrders(pub, cfg.Generator.Topic, orders)
+				}
+				if err == nil {
+					mu.Lock()
+					for _, o := range orders {
 						res.Orders++
 						res.Lines += len(o.Products)
-						res.IDs = append(res.IDs, id)
+						res.IDs = append(res.IDs, o.ID)
 						if fraudIPs[o.IPAddress] {
 							res.Rejects++
 						}
-						mu.Unlock()
-						if n := published.Add(1); opts.Progress != nil {
-							opts.Progress(int(n))
-						}
+					}
+					mu.Unlock()
+					if n := published.Add(int64(len(orders))); opts.Progress != nil {
+						opts.Progress(int(n))
 					}
 				}
 				if err != nil {
@@ -146,7 +161,7 @@ func Generate(ctx context.Context, cfg *Config, opts GenerateOptions) (res Gener
 		}()
 	}
 feed:
-	for i := 0; i < opts.Orders; i++ {
+	for i := 0; i < opts.Orders; i += chunk {
 		if pace != nil {
 			select {
 			case <-pace:
@@ -161,7 +176,7 @@ feed:
 			break
 		}
 		select {
-		case work <- i:
+		case work <- min(chunk, opts.Orders-i):
 		case <-ctx.Done():
 			break feed
 		}
@@ -184,23 +199,24 @@ feed:
 	return res, nil
 }
 
-// publishOrder publishes the lines of an order together, under one
-// correlation id.
-func publishOrder(pub message.Publisher, topic string, o order.Order) error {
-	lines := order.Flatten(o)
-	msgs := make([]*message.Message, len(lines))
-	correlation := uuid.NewString()
-	for i, l := range lines {
-		msg := message.NewMessage(uuid.NewString(), order.Encode(l))
-		wmmiddleware.SetCorrelationID(correlation, msg)
-		msg.SetContext(status.WithLine(context.Background(), status.LineRef{
-			OrderID: l.OrderID, Line: l.LineIndex, Lines: l.LineCount, Stage: status.Generated,
-			Handler: "generate", Topic: topic,
-		}))
-		msgs[i] = msg
+// publishOrders publishes the lines of orders together, each order under
+// one correlation id.
+func publishOrders(pub message.Publisher, topic string, orders []order.Order) error {
+	var msgs []*message.Message
+	for _, o := range orders {
+		correlation := uuid.NewString()
+		for _, l := range order.Flatten(o) {
+			msg := message.NewMessage(uuid.NewString(), order.Encode(l))
+			wmmiddleware.SetCorrelationID(correlation, msg)
+			msg.SetContext(status.WithLine(context.Background(), status.LineRef{
+				OrderID: l.OrderID, Line: l.LineIndex, Lines: l.LineCount, Stage: status.Generated,
+				Handler: "generate", Topic: topic,
+			}))
+			msgs = append(msgs, msg)
+		}
 	}
 	if err := pub.Publish(topic, msgs...); err != nil {
-		return fmt.Errorf("publish order %d: %w", o.ID, err)
+		return fmt.Errorf("publish %d orders from %d: %w", len(orders), orders[0].ID, err)
 	}
 	return nil
 }

@@ -18,30 +18,33 @@ type Mongo struct {
 	Commands *CommandCounter
 }
 
-// CommandCounter counts MongoDB commands by name.
+// CommandCounter counts MongoDB commands.
 type CommandCounter struct {
-	total atomic.Int64
-	// OnCommand, when set, is called with every command's name (metrics).
-	OnCommand func(name string)
+	total     atomic.Int64
+	onCommand func(name string)
 }
 
 // Total returns the number of commands sent so far.
 func (c *CommandCounter) Total() int64 { return c.total.Load() }
 
 // ConnectMongo connects to the configured MongoDB. It does not wait for the
-// server; the first command does.
-func ConnectMongo(cfg MongoConfig) (*Mongo, error) {
+// server; the first command does. onCommand, when set, is called with the
+// name of every command sent (metrics).
+func ConnectMongo(cfg MongoConfig, onCommand ...func(name string)) (*Mongo, error) {
 	if cfg.URI == "" {
 		return nil, errNoMongo
 	}
 	counter := &CommandCounter{}
+	if len(onCommand) > 0 {
+		counter.onCommand = onCommand[0]
+	}
 	opts := options.Client().ApplyURI(cfg.URI).
 		SetServerSelectionTimeout(cfg.Timeout.Duration).
 		SetAppName("orderflow").
 		SetMonitor(&event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
 			counter.total.Add(1)
-			if counter.OnCommand != nil {
-				counter.OnCommand(e.CommandName)
+			if counter.onCommand != nil {
+				counter.onCommand(e.CommandName)
 			}
 		}})
 	if cfg.Username != "" {

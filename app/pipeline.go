@@ -6,18 +6,26 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	wmmetrics "github.com/ThreeDotsLabs/watermill/components/metrics"
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderflow/orderflow/delivery"
 	"github.com/orderflow/orderflow/failure"
 	"github.com/orderflow/orderflow/handlers"
+	"github.com/orderflow/orderflow/httpapi"
+	"github.com/orderflow/orderflow/kafkapubsub"
 	"github.com/orderflow/orderflow/metastore"
+	"github.com/orderflow/orderflow/metrics"
 	"github.com/orderflow/orderflow/middleware"
 	"github.com/orderflow/orderflow/status"
 )
@@ -27,6 +35,8 @@ type Options struct {
 	// Only names the handlers to run; empty runs every enabled one.
 	Only   []string
 	Logger *slog.Logger
+	// Metrics collects the process's metrics; nil makes new ones.
+	Metrics *metrics.Metrics
 }
 
 // Pipeline is one router process: the configured handlers, consuming Kafka in
@@ -43,6 +53,10 @@ type Pipeline struct {
 	cache    *metastore.Cache
 	reader   *status.Reader
 	handlers []string
+	metrics  *metrics.Metrics
+	subs     []message.Subscriber
+	http     *httpapi.Server
+	admin    *kgo.Client // readiness checks
 	closing  atomic.Bool
 	stopping chan struct{} // closed when the shutdown starts
 }
@@ -54,7 +68,10 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 	if log == nil {
 		log = slog.Default()
 	}
-	p = &Pipeline{cfg: cfg, log: log, stopping: make(chan struct{})}
+	p = &Pipeline{cfg: cfg, log: log, stopping: make(chan struct{}), metrics: opts.Metrics}
+	if p.metrics == nil {
+		p.metrics = metrics.New()
+	}
 	defer func() {
 		if err != nil {
 			p.release()
@@ -68,8 +85,11 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 	if p.kafka, err = NewKafka(cfg.Kafka, cfg.Tracing.Enabled, log); err != nil {
 		return nil, err
 	}
-	if p.mongo, err = ConnectMongo(cfg.MongoDB); err != nil {
+	if p.mongo, err = ConnectMongo(cfg.MongoDB, func(name string) { p.metrics.MongoCommands.WithLabelValues(name).Inc() }); err != nil {
 		return nil, err
+	}
+	if p.admin, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Kafka.Brokers...)}, p.kafka.ClientOptions()...)...); err != nil {
+		return nil, fmt.Errorf("connect to kafka: %w", err)
 	}
 	if err := p.kafka.EnsureTopics(ctx, cfg.Topics); err != nil {
 		return nil, fmt.Errorf("create topics: %w", err)
@@ -96,6 +116,7 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 		MaxBatch:     cfg.Status.MaxBatch,
 		WriteTimeout: cfg.Status.WriteTimeout.Duration,
 		Logger:       log,
+		OnWrite:      p.metrics.OnStatusWrite,
 	})
 	if err != nil {
 		return nil, err
@@ -108,6 +129,8 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 	if err != nil {
 		return nil, fmt.Errorf("create router: %w", err)
 	}
+	wmmetrics.NewPrometheusMetricsBuilder(p.metrics.Registry, "orderflow", "router").AddPrometheusRouterMetrics(p.router)
+	p.metrics.Registry.MustRegister(lagCollector{p})
 	deps, err := p.deps()
 	if err != nil {
 		return nil, err
@@ -196,6 +219,7 @@ func (p *Pipeline) addHandler(h HandlerConfig, deps handlers.Deps) error {
 	if err != nil {
 		return err
 	}
+	p.subs = append(p.subs, sub)
 	st := &stage{
 		name: h.Name, subscribe: h.Subscribe, status: h.Status, proc: proc,
 		publish: h.Publish, routes: h.Routes, writer: p.recorder, log: p.log.With("handler", h.Name),
@@ -315,6 +339,22 @@ func (p *Pipeline) Run(ctx context.Context, running chan<- struct{}) error {
 			}
 		}()
 	}
+	if p.cfg.HTTP.Listen != "" {
+		srv, err := httpapi.Start(httpapi.Config{
+			Listen: p.cfg.HTTP.Listen, Gatherer: p.metrics.Registry, Ready: p.ready, Orders: p.reader, Logger: p.log,
+		})
+		if err != nil {
+			p.router.Close()
+			return err
+		}
+		p.http = srv
+		p.log.Info("http listener", "url", srv.URL())
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Close(ctx)
+		}()
+	}
 	p.log.Info("router starting", "handlers", p.handlers, "client", p.cfg.Kafka.Client)
 	err := p.router.Run(context.Background())
 	close(stopped)
@@ -330,8 +370,62 @@ func (p *Pipeline) Run(ctx context.Context, running chan<- struct{}) error {
 	return nil
 }
 
+// HTTPURL is the base URL of the HTTP listener once Run started it.
+func (p *Pipeline) HTTPURL() string {
+	if p.http == nil {
+		return ""
+	}
+	return p.http.URL()
+}
+
+// Metrics returns the process's metrics.
+func (p *Pipeline) Metrics() *metrics.Metrics { return p.metrics }
+
+// ready reports whether the process can work: the router runs, and the
+// broker and MongoDB answer.
+func (p *Pipeline) ready(ctx context.Context) error {
+	if p.closing.Load() {
+		return errors.New("shutting down")
+	}
+	if !p.router.IsRunning() {
+		return errors.New("router not running")
+	}
+	if err := p.admin.Ping(ctx); err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	if err := p.mongo.Client.Ping(ctx, nil); err != nil {
+		return fmt.Errorf("mongodb: %w", err)
+	}
+	return nil
+}
+
+// lagCollector reports the consumer lag of the process's subscribers.
+type lagCollector struct{ p *Pipeline }
+
+var lagDesc = prometheus.NewDesc("orderflow_consumer_lag", "Messages between the committed offset and the end of each partition.",
+	[]string{"group", "topic", "partition"}, nil)
+
+func (c lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lagDesc }
+
+func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.p.subs {
+		ls, ok := s.(interface {
+			Lag() []kafkapubsub.PartitionLag
+		})
+		if !ok {
+			continue
+		}
+		for _, l := range ls.Lag() {
+			ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(l.Lag), l.Group, l.Topic, strconv.Itoa(int(l.Partition)))
+		}
+	}
+}
+
 // release closes what NewPipeline opened, in dependency order.
 func (p *Pipeline) release() {
+	if p.admin != nil {
+		p.admin.Close()
+	}
 	if p.pub != nil {
 		if err := p.pub.Close(); err != nil {
 			p.log.Warn("close kafka publisher", "error", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
@@ -46,6 +47,7 @@ func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 		return nil, failure.Permanent(failure.InvalidInput, err)
 	}
 	ref.OrderID, ref.Line, ref.Lines = line.OrderID, line.LineIndex, line.LineCount
+	ref.Generated, _ = time.Parse(time.RFC3339Nano, line.Time) // validated by DecodeLine
 	msg.SetContext(status.WithLine(msg.Context(), ref))
 
 	out, err := s.proc(msg.Context(), line)

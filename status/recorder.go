@@ -29,9 +29,9 @@ type RecorderConfig struct {
 	// whose messages are then redelivered.
 	WriteTimeout time.Duration
 	Logger       *slog.Logger
-	// OnFlush, when set, is called after every write with its size, how long
-	// it took and its error. Metrics hang here.
-	OnFlush func(records int, took time.Duration, err error)
+	// OnWrite, when set, is called after every write with its records, how
+	// long it took and its error. Metrics hang here.
+	OnWrite func(recs []Record, took time.Duration, err error)
 }
 
 func (c *RecorderConfig) setDefaults() {
@@ -181,8 +181,8 @@ func (r *Recorder) write(recs []Record) error {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
 	defer cancel()
 	_, err := r.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	if r.cfg.OnFlush != nil {
-		r.cfg.OnFlush(len(recs), time.Since(start), err)
+	if r.cfg.OnWrite != nil {
+		r.cfg.OnWrite(recs, time.Since(start), err)
 	}
 	if err != nil {
 		r.cfg.Logger.Warn("status write failed; its messages will be redelivered", "records", len(recs), "error", err)

@@ -77,6 +77,9 @@ type Record struct {
 	// or HTTP status that confirmed it.
 	Partner string
 	Detail  string
+	// Generated is when the line's order was created (its time field), for
+	// latency metrics; it is not stored.
+	Generated time.Time
 }
 
 // Writer records status records durably; Record returns once they are.
@@ -98,6 +101,8 @@ type LineRef struct {
 	Partition int32
 	Offset    int64
 	Route     string
+	// Generated is the order's time, for latency metrics.
+	Generated time.Time
 }
 
 type lineRefKey struct{}
@@ -119,5 +124,6 @@ func (ref LineRef) Record(status Status) Record {
 		OrderID: ref.OrderID, Line: ref.Line, Lines: ref.Lines,
 		Status: status, Stage: ref.Stage, Time: time.Now(), Handler: ref.Handler,
 		Topic: ref.Topic, Partition: ref.Partition, Offset: ref.Offset, Route: ref.Route,
+		Generated: ref.Generated,
 	}
 }
