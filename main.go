@@ -17,13 +17,16 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/orderflow/orderflow/app"
+	"github.com/orderflow/orderflow/bench"
 	"github.com/orderflow/orderflow/embedded"
 	"github.com/orderflow/orderflow/metastore"
 	"github.com/orderflow/orderflow/poison"
@@ -59,6 +62,8 @@ Usage:
   orderflow poison replay (--filter FIELD=VALUE ... | --all) [--force]
       Publish poisoned messages back to their original topics. Fields:
       handler, topic, group, kind, order, id, reason (a substring).
+  orderflow bench [--lines N] [--partitions P] [--json FILE]
+      Measure the pipeline against raw Kafka and a plain Watermill baseline.
   orderflow embedded [--kafka ADDR] [--mongo ADDR] [--data DIR]
       Run the embedded Kafka-protocol broker and MongoDB-wire server alone.
 
@@ -122,6 +127,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdConfig(rest[0], rest[1:], stdout, stderr)
 	case "embedded":
 		return cmdEmbedded(ctx, rest, stdout)
+	case "bench":
+		return cmdBench(ctx, rest, stdout, stderr)
+	case "bench-relay": // the ceiling's relay, run by bench as a child process
+		return cmdBenchRelay(ctx, rest)
 	case "poison":
 		if len(rest) == 0 || (rest[0] != "list" && rest[0] != "replay") {
 			return usageError{"usage: orderflow poison list [--topic T] | replay (--filter F... | --all)"}
@@ -262,6 +271,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	log := logger(cfg, stderr)
 	slog.SetDefault(log)
 	log.Info("configuration loaded", "file", name)
+	tuneGC(log)
 	var names []string
 	if *only != "" {
 		names = strings.Split(*only, ",")
@@ -544,4 +554,70 @@ func cmdPoison(ctx context.Context, what string, args []string, stdout, stderr i
 	res, err := store.Replay(ctx, selected, *force)
 	fmt.Fprintf(stdout, "replayed %d, skipped %d already replayed (use --force to replay them again)\n", res.Replayed, res.Skipped)
 	return err
+}
+
+func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, c := newFlags("bench", stderr)
+	lines := fs.Int("lines", 100_000, "lines in the main run")
+	small := fs.Int("small", -1, "lines of the run it is compared with for scaling (default 10000 when --lines is at least 100000; 0 skips)")
+	half := fs.Int("half-rate-lines", 20_000, "lines of the run at half the maximum rate, for latency (0 skips)")
+	baseLines := fs.Int("baseline-lines", 3_000, "most lines of the plain baseline run (0 skips)")
+	baseTime := fs.Duration("baseline-time", time.Minute, "longest the plain baseline runs")
+	partitions := fs.Int("partitions", 8, "partitions of every topic")
+	jsonPath := fs.String("json", "", "also write the figures to this file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *small < 0 {
+		*small = 0
+		if *lines >= 100_000 {
+			*small = 10_000
+		}
+	}
+	cfg, _, err := c.load()
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	log := logger(cfg, stderr)
+	res, err := bench.Run(ctx, bench.Options{
+		Lines: *lines, SmallLines: *small, HalfRateLines: min(*half, *lines), BaselineLines: *baseLines, BaselineTime: *baseTime,
+		Partitions: *partitions, Config: cfg, Exe: exe, Out: stdout, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	res.Print(stdout)
+	if *jsonPath != "" {
+		return res.WriteJSON(*jsonPath)
+	}
+	return nil
+}
+
+func cmdBenchRelay(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("orderflow bench-relay", flag.ContinueOnError)
+	brokers := fs.String("brokers", "", "brokers")
+	topics := fs.String("topics", "", "topics, comma-separated, in hop order")
+	group := fs.String("group", "", "consumer group prefix")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	return bench.Relay(ctx, strings.Split(*brokers, ","), nil, strings.Split(*topics, ","), *group)
+}
+
+// tuneGC sets the garbage collector for a router process, unless GOGC or
+// GOMEMLIMIT say otherwise: collect less often (GOGC 400: the live heap is
+// small and many goroutines make each collection costly), but within a
+// 192 MiB soft limit, so that memory stays bounded.
+func tuneGC(log *slog.Logger) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(192 << 20)
+	}
+	log.Debug("garbage collector", "memory_limit", debug.SetMemoryLimit(-1)) // -1 reads without changing
 }

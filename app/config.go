@@ -49,6 +49,9 @@ type KafkaConfig struct {
 	SessionTimeout  Duration   `yaml:"session_timeout"`
 	DrainTimeout    Duration   `yaml:"drain_timeout"`
 	Linger          Duration   `yaml:"linger"`
+	// Compression of produced batches: none (the default; on a local
+	// network it only costs CPU), gzip, snappy, lz4 or zstd.
+	Compression     string     `yaml:"compression"`
 	DeliveryTimeout Duration   `yaml:"delivery_timeout"`
 	Replication     int        `yaml:"replication"`
 	TLS             TLSConfig  `yaml:"tls"`
@@ -367,6 +370,7 @@ func (c *Config) setDefaults() {
 	k := &c.Kafka
 	defStr(&k.Client, "franz")
 	defStr(&k.InitialOffset, "oldest")
+	defStr(&k.Compression, "none")
 	defInt(&k.MaxInFlight, 1024)
 	defDur(&k.CommitInterval, time.Second)
 	defDur(&k.SessionTimeout, 10*time.Second)
@@ -497,6 +501,9 @@ func (c *Config) validate(p *problems) {
 	}
 	if k.InitialOffset != "oldest" && k.InitialOffset != "latest" {
 		p.add("kafka.initial_offset", "%q is not oldest or latest", k.InitialOffset)
+	}
+	if !slices.Contains([]string{"none", "gzip", "snappy", "lz4", "zstd"}, k.Compression) {
+		p.add("kafka.compression", "%q is not none, gzip, snappy, lz4 or zstd", k.Compression)
 	}
 	if k.MaxInFlight < 1 {
 		p.add("kafka.max_in_flight", "must be at least 1")

@@ -41,6 +41,8 @@ type GenerateResult struct {
 	Rejects   int // orders given an IP from the fraud list
 	StartedAt time.Time
 	Took      time.Duration
+	// MongoCommands is the number of MongoDB commands the run sent.
+	MongoCommands int64
 }
 
 // Generate publishes random orders to the generator topic, one message per
@@ -184,6 +186,8 @@ feed:
 	close(work)
 	wg.Wait()
 	res.Took = time.Since(res.StartedAt)
+	recorder.Close() // flush before counting
+	res.MongoCommands = m.Commands.Total()
 	if len(res.IDs) > 0 {
 		res.FirstID, res.LastID = res.IDs[0], res.IDs[0]
 		for _, id := range res.IDs {

@@ -11,7 +11,6 @@ import (
 	"strconv"
 
 	"github.com/IBM/sarama"
-	"github.com/ThreeDotsLabs/watermill"
 	wmkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -38,6 +37,9 @@ func NewKafka(cfg KafkaConfig, traced bool, log *slog.Logger) (*Kafka, error) {
 		return nil, errNoBrokers
 	}
 	k := &Kafka{cfg: cfg, log: log, traced: traced}
+	codec := map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(),
+		"snappy": kgo.SnappyCompression(), "lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression()}[cfg.Compression]
+	k.kgo = append(k.kgo, kgo.ProducerBatchCompression(codec))
 	if cfg.TLS.Enabled {
 		t, err := tlsConfig(cfg.TLS)
 		if err != nil {
@@ -96,6 +98,8 @@ func (k *Kafka) NewPublisher() (message.Publisher, error) {
 		sc.Producer.Retry.Max = 10
 		sc.Producer.Return.Successes = true
 		sc.Producer.Partitioner = newJavaPartitioner
+		sc.Producer.Compression = map[string]sarama.CompressionCodec{"none": sarama.CompressionNone, "gzip": sarama.CompressionGZIP,
+			"snappy": sarama.CompressionSnappy, "lz4": sarama.CompressionLZ4, "zstd": sarama.CompressionZSTD}[k.cfg.Compression]
 		pub, err := wmkafka.NewPublisher(wmkafka.PublisherConfig{
 			Brokers: k.cfg.Brokers,
 			Marshaler: wmkafka.NewWithPartitioningMarshaler(func(topic string, msg *message.Message) (string, error) {
@@ -103,7 +107,7 @@ func (k *Kafka) NewPublisher() (message.Publisher, error) {
 			}),
 			OverwriteSaramaConfig: sc,
 			OTELEnabled:           k.traced,
-		}, watermill.NewSlogLogger(k.log))
+		}, newWMLogger(k.log))
 		if err != nil {
 			return nil, fmt.Errorf("create watermill-kafka publisher: %w", err)
 		}
@@ -143,7 +147,7 @@ func (k *Kafka) NewSubscriber(group string) (message.Subscriber, error) {
 			OverwriteSaramaConfig: sc,
 			ConsumerGroup:         group,
 			OTELEnabled:           k.traced,
-		}, watermill.NewSlogLogger(k.log))
+		}, newWMLogger(k.log))
 		if err != nil {
 			return nil, fmt.Errorf("create watermill-kafka subscriber: %w", err)
 		}

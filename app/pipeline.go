@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	wmmetrics "github.com/ThreeDotsLabs/watermill/components/metrics"
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
@@ -125,7 +124,7 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 	if p.pub, err = p.kafka.NewPublisher(); err != nil {
 		return nil, err
 	}
-	p.router, err = message.NewRouter(message.RouterConfig{CloseTimeout: cfg.Router.CloseTimeout.Duration}, watermill.NewSlogLoggerWithLevelMapping(log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
+	p.router, err = message.NewRouter(message.RouterConfig{CloseTimeout: cfg.Router.CloseTimeout.Duration}, newWMLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("create router: %w", err)
 	}
@@ -280,8 +279,7 @@ func (p *Pipeline) stack(h HandlerConfig, stack []Middleware) ([]message.Handler
 			out = append(out, middleware.Retry(middleware.RetryConfig{
 				MaxRetries: m.Retry.MaxRetries, InitialInterval: m.Retry.InitialInterval.Duration,
 				MaxInterval: m.Retry.MaxInterval.Duration, Multiplier: m.Retry.Multiplier, Jitter: m.Retry.Jitter,
-				Classifier: classifier, ShuttingDown: p.closing.Load,
-				Logger: watermill.NewSlogLoggerWithLevelMapping(p.log, map[slog.Level]slog.Level{slog.LevelError: slog.LevelWarn}),
+				Classifier: classifier, ShuttingDown: p.closing.Load, Logger: p.log,
 			}))
 		case MWRecoverer:
 			out = append(out, wmmiddleware.Recoverer)

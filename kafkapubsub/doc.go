@@ -25,14 +25,7 @@ import "context"
 // UUIDHeader carries the Watermill message UUID, as in watermill-kafka.
 const UUIDHeader = "_watermill_message_uuid"
 
-type ctxKey int
-
-const (
-	topicKey ctxKey = iota
-	partitionKey
-	offsetKey
-	keyKey
-)
+type positionKey struct{}
 
 // Position locates a consumed message in Kafka.
 type Position struct {
@@ -44,19 +37,13 @@ type Position struct {
 
 // PositionFromCtx returns the position of the message whose context is ctx.
 func PositionFromCtx(ctx context.Context) (Position, bool) {
-	topic, ok := ctx.Value(topicKey).(string)
+	p, ok := ctx.Value(positionKey{}).(*Position)
 	if !ok {
 		return Position{}, false
 	}
-	p, _ := ctx.Value(partitionKey).(int32)
-	o, _ := ctx.Value(offsetKey).(int64)
-	k, _ := ctx.Value(keyKey).([]byte)
-	return Position{Topic: topic, Partition: p, Offset: o, Key: k}, true
+	return *p, true
 }
 
-func withPosition(ctx context.Context, p Position) context.Context {
-	ctx = context.WithValue(ctx, topicKey, p.Topic)
-	ctx = context.WithValue(ctx, partitionKey, p.Partition)
-	ctx = context.WithValue(ctx, offsetKey, p.Offset)
-	return context.WithValue(ctx, keyKey, p.Key)
+func withPosition(ctx context.Context, p *Position) context.Context {
+	return context.WithValue(ctx, positionKey{}, p)
 }

@@ -69,7 +69,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		kgo.ProducerLinger(cfg.Linger),
 		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
 		kgo.ProducerBatchMaxBytes(1 << 20),
-		kgo.MaxBufferedRecords(100_000),
+		kgo.MaxBufferedRecords(20_000),
 	}, cfg.ClientOptions...)
 	client, err := kgo.NewClient(opts...)
 	if err != nil {

@@ -205,6 +205,7 @@ type delivery struct {
 	payload  []byte
 	uuid     string
 	metadata message.Metadata
+	headers  []kgo.RecordHeader
 	offset   int64
 	epoch    int32
 	attempt  int
@@ -238,6 +239,11 @@ func newSubscription(ctx context.Context, cfg SubscriberConfig, topic string) (*
 		kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(cfg.SessionTimeout),
 		kgo.FetchMaxWait(time.Second),
+		// Small fetches bound the memory of records waiting for room in
+		// flight; 256 KiB a partition was also the fastest on the
+		// embedded broker.
+		kgo.FetchMaxBytes(16<<20),
+		kgo.FetchMaxPartitionBytes(256<<10),
 		kgo.OnPartitionsAssigned(sub.assigned),
 		kgo.OnPartitionsRevoked(sub.revoked),
 		kgo.OnPartitionsLost(sub.lost),
@@ -318,7 +324,7 @@ func (s *subscription) run() {
 
 func newDelivery(part *partition, r *kgo.Record) *delivery {
 	d := &delivery{part: part, key: r.Key, payload: r.Value, offset: r.Offset, epoch: r.LeaderEpoch,
-		metadata: make(message.Metadata, len(r.Headers))}
+		metadata: make(message.Metadata, len(r.Headers)), headers: r.Headers}
 	for _, h := range r.Headers {
 		if h.Key == UUIDHeader {
 			d.uuid = string(h.Value)
@@ -338,11 +344,19 @@ func newDelivery(part *partition, r *kgo.Record) *delivery {
 // acked or nacked once, so a redelivery needs a new one.
 func (s *subscription) send(d *delivery) {
 	msg := message.NewMessage(d.uuid, d.payload)
-	msg.Metadata = make(message.Metadata, len(d.metadata))
-	for k, v := range d.metadata {
-		msg.Metadata[k] = v
+	if d.attempt == 0 {
+		msg.Metadata = d.metadata // the first delivery owns it
+	} else {
+		// Handlers may have changed the metadata of the earlier delivery
+		// (the poison queue marks it); a redelivery starts from the record.
+		msg.Metadata = make(message.Metadata, len(d.headers))
+		for _, h := range d.headers {
+			if h.Key != UUIDHeader {
+				msg.Metadata[h.Key] = string(h.Value)
+			}
+		}
 	}
-	msg.SetContext(withPosition(d.part.ctx, Position{Topic: s.topic, Partition: d.part.id, Offset: d.offset, Key: d.key}))
+	msg.SetContext(withPosition(d.part.ctx, &Position{Topic: s.topic, Partition: d.part.id, Offset: d.offset, Key: d.key}))
 	select {
 	case s.out <- msg:
 	case <-s.closing:

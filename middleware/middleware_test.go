@@ -42,7 +42,7 @@ func chain(t *testing.T, pub *memPub, shutting *atomic.Bool, h message.HandlerFu
 	if err != nil {
 		t.Fatal(err)
 	}
-	retry := Retry(RetryConfig{MaxRetries: 3, InitialInterval: time.Millisecond, MaxInterval: 2 * time.Millisecond, Multiplier: 2,
+	retry := Retry(RetryConfig{MaxRetries: 3, InitialInterval: time.Millisecond, MaxInterval: 2 * time.Millisecond, Multiplier: 2, Jitter: 0.2,
 		Classifier: AllPermanent, ShuttingDown: shutting.Load})
 	return pq(retry(h))
 }

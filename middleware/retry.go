@@ -1,11 +1,12 @@
 package middleware
 
 import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 )
 
 // RetryConfig configures Retry.
@@ -21,27 +22,46 @@ type RetryConfig struct {
 	// ShuttingDown stops the retries when the process is stopping; the
 	// message is nacked and consumed again after the restart.
 	ShuttingDown func() bool
-	Logger       watermill.LoggerAdapter
+	Logger       *slog.Logger
 }
 
-// Retry retries a failing handler with exponential backoff. It is Watermill's
-// retry, told never to retry a permanent error (retrying cannot fix bad
-// input) and to stop during shutdown.
+// Retry retries a failing handler with exponential backoff and jitter. A
+// permanent error is never retried (retrying cannot fix bad input), and
+// retries stop when the process shuts down or the message's context ends.
+//
+// It behaves like Watermill's Retry with ResetContextOnRetry, but costs
+// nothing until a message fails: Watermill's sets up its backoff for every
+// message, which showed in the profile of the hot path.
 func Retry(cfg RetryConfig) message.HandlerMiddleware {
-	r := wmmiddleware.Retry{
-		MaxRetries:          cfg.MaxRetries,
-		InitialInterval:     cfg.InitialInterval,
-		MaxInterval:         cfg.MaxInterval,
-		Multiplier:          cfg.Multiplier,
-		RandomizationFactor: cfg.Jitter,
-		ResetContextOnRetry: true,
-		Logger:              cfg.Logger,
-		ShouldRetry: func(p wmmiddleware.RetryParams) bool {
-			if cfg.Classifier.IsPermanent(p.Err) {
-				return false
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			ctx := msg.Context()
+			out, err := h(msg)
+			interval := cfg.InitialInterval
+			for attempt := 1; err != nil && attempt <= cfg.MaxRetries; attempt++ {
+				if cfg.Classifier.IsPermanent(err) || (cfg.ShuttingDown != nil && cfg.ShuttingDown()) {
+					return out, err
+				}
+				delay := interval
+				if cfg.Jitter > 0 {
+					delay = time.Duration(float64(interval) * (1 + cfg.Jitter*(2*rand.Float64()-1)))
+				}
+				if cfg.Logger != nil {
+					cfg.Logger.Warn("handler failed, retrying", "handler", message.HandlerNameFromCtx(ctx),
+						"message_uuid", msg.UUID, "attempt", attempt, "max_retries", cfg.MaxRetries, "in", delay, "error", err)
+				}
+				t := time.NewTimer(delay)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return out, fmt.Errorf("%w (retries stopped: %w)", err, ctx.Err())
+				}
+				msg.SetContext(ctx) // each attempt starts from the message's own context
+				out, err = h(msg)
+				interval = min(time.Duration(float64(interval)*cfg.Multiplier), cfg.MaxInterval)
 			}
-			return cfg.ShuttingDown == nil || !cfg.ShuttingDown()
-		},
+			return out, err
+		}
 	}
-	return r.Middleware
 }

@@ -117,6 +117,69 @@ func (r *Reader) Range(ctx context.Context, first, last int64) ([]*Order, error)
 	return r.collect(ctx, filter, func(id int64) bool { return id >= first && id <= last })
 }
 
+// CountRecords sums the records of the given statuses in documents touching
+// orders first to last. It counts redeliveries again and reads only document
+// headers, so it is a cheap progress gauge; Range gives exact counts.
+func (r *Reader) CountRecords(ctx context.Context, first, last int64, statuses ...Status) (int, error) {
+	cur, err := r.coll.Aggregate(ctx, mongo.Pipeline{
+		{{Key: "$match", Value: bson.D{
+			{Key: "status", Value: bson.D{{Key: "$in", Value: statuses}}},
+			{Key: "omax", Value: bson.D{{Key: "$gte", Value: first}}},
+			{Key: "omin", Value: bson.D{{Key: "$lte", Value: last}}},
+		}}},
+		{{Key: "$group", Value: bson.D{{Key: "_id", Value: nil}, {Key: "n", Value: bson.D{{Key: "$sum", Value: "$n"}}}}}},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count status records: %w", err)
+	}
+	defer cur.Close(ctx)
+	var out []struct {
+		N int `bson:"n"`
+	}
+	if err := cur.All(ctx, &out); err != nil {
+		return 0, fmt.Errorf("count status records: %w", err)
+	}
+	if len(out) == 0 {
+		return 0, nil
+	}
+	return out[0].N, nil
+}
+
+// LineKey names one line of one order.
+type LineKey struct {
+	OrderID int64
+	Line    int
+}
+
+// FirstTimes returns, for every line of orders first to last, the time of
+// its earliest record of each status asked, in the order asked (zero when it
+// has none).
+func (r *Reader) FirstTimes(ctx context.Context, first, last int64, statuses ...Status) (map[LineKey][]time.Time, error) {
+	out := map[LineKey][]time.Time{}
+	filter := bson.D{
+		{Key: "status", Value: bson.D{{Key: "$in", Value: statuses}}},
+		{Key: "omax", Value: bson.D{{Key: "$gte", Value: first}}},
+		{Key: "omin", Value: bson.D{{Key: "$lte", Value: last}}},
+	}
+	err := r.scan(ctx, filter, func(d *batchDoc, rec *recDoc) {
+		if rec.OrderID < first || rec.OrderID > last || rec.Line < 0 {
+			return
+		}
+		k := LineKey{rec.OrderID, int(rec.Line)}
+		ts := out[k]
+		if ts == nil {
+			ts = make([]time.Time, len(statuses))
+			out[k] = ts
+		}
+		for i, st := range statuses {
+			if st == d.Status && (ts[i].IsZero() || rec.Time.Before(ts[i])) {
+				ts[i] = rec.Time
+			}
+		}
+	})
+	return out, err
+}
+
 // All returns every order, by id, without history.
 func (r *Reader) All(ctx context.Context) ([]*Order, error) {
 	return r.collect(ctx, bson.D{}, func(int64) bool { return true })

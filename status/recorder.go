@@ -197,6 +197,9 @@ type docKey struct {
 }
 
 func toDocs(recs []Record, maxPerDoc int, now time.Time) []any {
+	// The written time is stored as a BSON date, in milliseconds; record
+	// times are microseconds after it, so it must round-trip exactly.
+	now = now.Truncate(time.Millisecond)
 	groups := map[docKey]*batchDoc{}
 	var docs []any
 	for _, rec := range recs {

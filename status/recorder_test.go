@@ -180,3 +180,37 @@ func TestPublisherRecordsOnlyAfterSuccessfulPublish(t *testing.T) {
 		t.Fatalf("record %+v", r)
 	}
 }
+
+func TestCountsAndFirstTimes(t *testing.T) {
+	db := testenv.Database(t)
+	ctx := testenv.Context(t, time.Minute)
+	coll := db.Collection(Collection)
+	rec, _ := NewRecorder(coll, RecorderConfig{})
+	defer rec.Close()
+	base := time.Now().Truncate(time.Millisecond)
+	for _, r := range []Record{
+		{OrderID: 10, Line: 0, Lines: 1, Status: Generated, Time: base},
+		{OrderID: 10, Line: 0, Lines: 1, Status: Routed, Time: base.Add(30 * time.Millisecond)},
+		{OrderID: 10, Line: 0, Lines: 1, Status: Routed, Time: base.Add(90 * time.Millisecond)}, // redelivery
+		{OrderID: 11, Line: 0, Lines: 1, Status: Generated, Time: base},
+		{OrderID: 11, Line: 0, Lines: 1, Status: Rejected, Time: base.Add(time.Millisecond)},
+		{OrderID: 99, Line: 0, Lines: 1, Status: Routed, Time: base},
+	} {
+		if err := rec.Record(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := NewReader(coll, false)
+	n, err := r.CountRecords(ctx, 10, 11, Routed, Rejected)
+	if err != nil || n != 3 {
+		t.Fatalf("count %d %v", n, err)
+	}
+	times, err := r.FirstTimes(ctx, 10, 11, Generated, Routed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := times[LineKey{10, 0}]
+	if len(times) != 2 || ts[1].Sub(ts[0]) != 30*time.Millisecond || !times[LineKey{11, 0}][1].IsZero() {
+		t.Fatalf("times %v", times)
+	}
+}

@@ -1,0 +1,52 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/ThreeDotsLabs/watermill"
+)
+
+// wmLogger adapts slog to Watermill. Unlike watermill.NewSlogLogger it
+// checks the level before turning the fields into attributes: the router
+// logs three trace lines per message, and building them showed in the
+// profile.
+type wmLogger struct {
+	log *slog.Logger
+	// info is the level Watermill's info lines get; the router's are
+	// chatty, so they go to debug.
+	info slog.Level
+}
+
+func newWMLogger(log *slog.Logger) watermill.LoggerAdapter {
+	return wmLogger{log: log, info: slog.LevelDebug}
+}
+
+func (l wmLogger) emit(level slog.Level, msg string, fields watermill.LogFields, extra ...any) {
+	if !l.log.Enabled(context.Background(), level) {
+		return
+	}
+	args := make([]any, 0, 2*len(fields)+len(extra))
+	for k, v := range fields {
+		args = append(args, k, v)
+	}
+	l.log.Log(context.Background(), level, msg, append(args, extra...)...)
+}
+
+func (l wmLogger) Error(msg string, err error, fields watermill.LogFields) {
+	l.emit(slog.LevelError, msg, fields, "error", err)
+}
+func (l wmLogger) Info(msg string, fields watermill.LogFields) { l.emit(l.info, msg, fields) }
+func (l wmLogger) Debug(msg string, fields watermill.LogFields) {
+	l.emit(slog.LevelDebug, msg, fields)
+}
+func (l wmLogger) Trace(msg string, fields watermill.LogFields) {
+	l.emit(watermill.LevelTrace, msg, fields)
+}
+func (l wmLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
+	args := make([]any, 0, 2*len(fields))
+	for k, v := range fields {
+		args = append(args, k, v)
+	}
+	return wmLogger{log: l.log.With(args...), info: l.info}
+}

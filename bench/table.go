@@ -1,0 +1,78 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Goals are the targets the table checks the figures against.
+var Goals = struct {
+	PipelineOverCeiling, PipelineOverBaseline, CommandsPerLine, LargeOverSmall, HalfRateP99ms, RouterPeakMB float64
+}{0.5, 10, 0.05, 0.8, 100, 300}
+
+// Print writes the result as a table.
+func (r *Result) Print(w io.Writer) {
+	fmt.Fprintf(w, "\norderflow bench: %s lines, %d partitions, %s client\n", group(r.Lines), r.Partitions, r.Client)
+	fmt.Fprintf(w, "servers: %s\nmachine: %s\nstarted: %s\n\n", r.Servers, r.Machine, r.StartedAt)
+	row := func(name, value, goal, verdict string) {
+		fmt.Fprintf(w, "%-44s %-26s %-14s %s\n", name, value, goal, verdict)
+	}
+	check := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "MISSED"
+	}
+	p := r.Pipeline
+	row("figure", "value", "goal", "")
+	row(strings.Repeat("-", 44), strings.Repeat("-", 26), strings.Repeat("-", 14), "------")
+	row("ceiling: raw Kafka, 3 hops", group(int(r.CeilingLPS))+" lines/s", "", "")
+	row("pipeline: generate to routed", group(int(p.LinesPerSecond))+" lines/s", "", "")
+	row("pipeline / ceiling", fmt.Sprintf("%.3f", r.PipelineOverCeiling), fmt.Sprintf(">= %.1f", Goals.PipelineOverCeiling), check(r.PipelineOverCeiling >= Goals.PipelineOverCeiling))
+	if r.BaselineLPS > 0 {
+		row("plain baseline (lookup + update_one/msg)", fmt.Sprintf("%.1f lines/s", r.BaselineLPS), "", fmt.Sprintf("(%s lines)", group(r.BaselineLines)))
+		row("pipeline / plain baseline", fmt.Sprintf("%.0fx", r.PipelineOverBaseline), fmt.Sprintf(">= %.0fx", Goals.PipelineOverBaseline), check(r.PipelineOverBaseline >= Goals.PipelineOverBaseline))
+		row("baseline MongoDB commands per line", fmt.Sprintf("%.2f", r.BaselineCommandsLine), "", "")
+	}
+	row("latency p50 / p95 / p99, full speed", fmt.Sprintf("%.0f / %.0f / %.0f ms", p.P50ms, p.P95ms, p.P99ms), "", "")
+	if h := r.HalfRate; h != nil {
+		row(fmt.Sprintf("latency p50 / p95 / p99, %s lines/s", group(int(h.RateLimit))), fmt.Sprintf("%.1f / %.1f / %.1f ms", h.P50ms, h.P95ms, h.P99ms),
+			fmt.Sprintf("p99 <= %.0f ms", Goals.HalfRateP99ms), check(h.P99ms <= Goals.HalfRateP99ms))
+	}
+	row("MongoDB commands per line", fmt.Sprintf("%.4f", p.CommandsPerLine), fmt.Sprintf("<= %.2f", Goals.CommandsPerLine), check(p.CommandsPerLine <= Goals.CommandsPerLine))
+	row("router CPU seconds per 1,000 lines", fmt.Sprintf("%.3f", p.RouterCPUPer1000), "", "")
+	row("servers + generator CPU s per 1,000 lines", fmt.Sprintf("%.3f", p.OtherCPUPer1000), "", "")
+	peakGoal, peakVerdict := "", ""
+	if r.Lines >= 1_000_000 {
+		peakGoal, peakVerdict = fmt.Sprintf("<= %.0f MB", Goals.RouterPeakMB), check(p.RouterPeakMB <= Goals.RouterPeakMB)
+	}
+	row("router peak memory", fmt.Sprintf("%.0f MB", p.RouterPeakMB), peakGoal, peakVerdict)
+	row("router memory over the run", mbList(p.RouterRSSMB), "", "")
+	if s := r.Small; s != nil {
+		row(fmt.Sprintf("throughput %s lines / %s lines", group(r.Lines), group(s.Lines)), fmt.Sprintf("%.2f", r.LargeOverSmall),
+			fmt.Sprintf(">= %.1f", Goals.LargeOverSmall), check(r.LargeOverSmall >= Goals.LargeOverSmall))
+	}
+	row("duplicate records / orders not final", fmt.Sprintf("%d / %d", p.Duplicates, p.NotFinal), "0 / 0", check(p.NotFinal == 0))
+}
+
+func mbList(v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprintf("%.0f", x)
+	}
+	return strings.Join(parts, " ") + " MB"
+}
+
+// group writes n with thousands separators.
+func group(n int) string {
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
