@@ -43,12 +43,12 @@ type KafkaConfig struct {
 	// InitialOffset is where a group without committed offsets starts:
 	// "oldest" (the default, nothing produced before the first start is
 	// skipped) or "latest".
-	InitialOffset   string     `yaml:"initial_offset"`
-	MaxInFlight     int        `yaml:"max_in_flight"`
-	CommitInterval  Duration   `yaml:"commit_interval"`
-	SessionTimeout  Duration   `yaml:"session_timeout"`
-	DrainTimeout    Duration   `yaml:"drain_timeout"`
-	Linger          Duration   `yaml:"linger"`
+	InitialOffset  string   `yaml:"initial_offset"`
+	MaxInFlight    int      `yaml:"max_in_flight"`
+	CommitInterval Duration `yaml:"commit_interval"`
+	SessionTimeout Duration `yaml:"session_timeout"`
+	DrainTimeout   Duration `yaml:"drain_timeout"`
+	Linger         Duration `yaml:"linger"`
 	// Compression of produced batches: none (the default; on a local
 	// network it only costs CPU), gzip, snappy, lz4 or zstd.
 	Compression     string     `yaml:"compression"`

@@ -91,22 +91,22 @@ type Result struct {
 
 // RunFigures are the figures of one pipeline run.
 type RunFigures struct {
-	Lines            int       `json:"lines"`
-	Seconds          float64   `json:"seconds"`
-	LinesPerSecond   float64   `json:"lines_per_s"`
-	RateLimit        float64   `json:"rate_limit_lines_per_s,omitempty"`
-	P50ms            float64   `json:"latency_p50_ms"`
-	P95ms            float64   `json:"latency_p95_ms"`
-	P99ms            float64   `json:"latency_p99_ms"`
-	CommandsPerLine  float64   `json:"mongodb_commands_per_line"`
-	RouterCPUPer1000 float64   `json:"router_cpu_seconds_per_1000_lines"`
+	Lines            int     `json:"lines"`
+	Seconds          float64 `json:"seconds"`
+	LinesPerSecond   float64 `json:"lines_per_s"`
+	RateLimit        float64 `json:"rate_limit_lines_per_s,omitempty"`
+	P50ms            float64 `json:"latency_p50_ms"`
+	P95ms            float64 `json:"latency_p95_ms"`
+	P99ms            float64 `json:"latency_p99_ms"`
+	CommandsPerLine  float64 `json:"mongodb_commands_per_line"`
+	RouterCPUPer1000 float64 `json:"router_cpu_seconds_per_1000_lines"`
 	// OtherCPUPer1000 is the benchmark process's CPU: the embedded broker
 	// and MongoDB-wire server, and the generator.
-	OtherCPUPer1000 float64 `json:"servers_and_generator_cpu_seconds_per_1000_lines"`
-	RouterPeakMB     float64   `json:"router_peak_rss_mb"`
-	RouterRSSMB      []float64 `json:"router_rss_mb_samples"`
-	Duplicates       int       `json:"duplicate_records"`
-	NotFinal         int       `json:"orders_not_final"`
+	OtherCPUPer1000 float64   `json:"servers_and_generator_cpu_seconds_per_1000_lines"`
+	RouterPeakMB    float64   `json:"router_peak_rss_mb"`
+	RouterRSSMB     []float64 `json:"router_rss_mb_samples"`
+	Duplicates      int       `json:"duplicate_records"`
+	NotFinal        int       `json:"orders_not_final"`
 }
 
 type bench struct {

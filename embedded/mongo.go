@@ -60,9 +60,9 @@ func StartMongo(cfg MongoConfig) (*Mongo, error) {
 	}
 	newFerretMu.Lock()
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: cfg.Addr},
-		Logger:    logger,
-		Handler:   "sqlite",
+		Listener: ferretdb.ListenerConfig{TCP: cfg.Addr},
+		Logger:   logger,
+		Handler:  "sqlite",
 		// WAL with synchronous=NORMAL: a commit survives the crash of this
 		// process, and only an OS crash can lose the last ones, which is
 		// what MongoDB's own default (a journal flush every 100 ms) offers.

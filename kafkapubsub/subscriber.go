@@ -242,8 +242,8 @@ func newSubscription(ctx context.Context, cfg SubscriberConfig, topic string) (*
 		// Small fetches bound the memory of records waiting for room in
 		// flight; 256 KiB a partition was also the fastest on the
 		// embedded broker.
-		kgo.FetchMaxBytes(16<<20),
-		kgo.FetchMaxPartitionBytes(256<<10),
+		kgo.FetchMaxBytes(16 << 20),
+		kgo.FetchMaxPartitionBytes(256 << 10),
 		kgo.OnPartitionsAssigned(sub.assigned),
 		kgo.OnPartitionsRevoked(sub.revoked),
 		kgo.OnPartitionsLost(sub.lost),
