@@ -22,6 +22,10 @@ type KafkaConfig struct {
 	DataDir string
 	// Configs are broker configs, such as log.retention.ms.
 	Configs map[string]string
+	// Advertise, when set, is the address the broker gives clients in its
+	// metadata instead of its own: a proxy in front of it, or a name
+	// reachable from containers.
+	Advertise string
 }
 
 func (c *KafkaConfig) setDefaults() {
@@ -57,7 +61,16 @@ func StartKafka(cfg KafkaConfig) (*Kafka, error) {
 		// kfake binds 127.0.0.1 itself; honour any other host asked for.
 		kfake.ListenFn(func(network, address string) (net.Listener, error) {
 			_, p, _ := net.SplitHostPort(address)
-			return net.Listen(network, net.JoinHostPort(host, p))
+			ln, err := net.Listen(network, net.JoinHostPort(host, p))
+			if err != nil || cfg.Advertise == "" {
+				return ln, err
+			}
+			adv, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
+			if err != nil {
+				ln.Close()
+				return nil, fmt.Errorf("advertised address %q: %w", cfg.Advertise, err)
+			}
+			return advertised{Listener: ln, addr: adv}, nil
 		}),
 	}
 	if cfg.DataDir != "" {
@@ -73,7 +86,16 @@ func StartKafka(cfg KafkaConfig) (*Kafka, error) {
 	return &Kafka{cluster: c}, nil
 }
 
-// Brokers returns the broker addresses.
+// advertised is a listener that reports another address, which kfake then
+// advertises to clients.
+type advertised struct {
+	net.Listener
+	addr net.Addr
+}
+
+func (a advertised) Addr() net.Addr { return a.addr }
+
+// Brokers returns the broker addresses (the advertised ones when set).
 func (k *Kafka) Brokers() []string { return k.cluster.ListenAddrs() }
 
 // Cluster gives tests access to the broker, for example to wait for a

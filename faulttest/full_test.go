@@ -1,0 +1,17 @@
+//go:build fault
+
+package faulttest
+
+import (
+	"testing"
+	"time"
+)
+
+// The full suite: `go test -tags fault -timeout 90m ./faulttest`.
+
+func TestSIGKILL(t *testing.T)       { sigkill(t, 20000, 1000, 10) }
+func TestMongoOutage(t *testing.T)   { mongoOutage(t, 20000, 1000, 10*time.Second) }
+func TestBrokerTrouble(t *testing.T) { brokerTrouble(t, 20000, 1000) }
+func TestSIGTERM(t *testing.T)       { sigterm(t, 20000, 2000) }
+func TestTwoRouters(t *testing.T)    { twoRouters(t, 20000, 1000) }
+func TestSoak(t *testing.T)          { soak(t, 400_000) }

@@ -1,0 +1,14 @@
+//go:build !fault
+
+package faulttest
+
+import (
+	"testing"
+	"time"
+)
+
+// The short versions run in every `go test ./...`.
+
+func TestShortSIGKILL(t *testing.T)     { sigkill(t, 1500, 300, 5) }
+func TestShortMongoOutage(t *testing.T) { mongoOutage(t, 1500, 300, 10*time.Second) }
+func TestShortSIGTERM(t *testing.T)     { sigterm(t, 1500, 500) }
