@@ -48,7 +48,14 @@ type KafkaConfig struct {
 	CommitInterval Duration `yaml:"commit_interval"`
 	SessionTimeout Duration `yaml:"session_timeout"`
 	DrainTimeout   Duration `yaml:"drain_timeout"`
-	Linger         Duration `yaml:"linger"`
+	// RebalanceTimeout bounds a rebalance; a member that died holds its
+	// group that long (default: drain_timeout + 10s).
+	RebalanceTimeout Duration `yaml:"rebalance_timeout"`
+	// InstanceID makes the process a static member of its consumer groups:
+	// restarted with the same id, it gets its partitions back at once
+	// instead of after a rebalance. Unique per process (a pod name).
+	InstanceID string   `yaml:"instance_id"`
+	Linger     Duration `yaml:"linger"`
 	// Compression of produced batches: none (the default; on a local
 	// network it only costs CPU), gzip, snappy, lz4 or zstd.
 	Compression     string     `yaml:"compression"`
@@ -372,9 +379,10 @@ func (c *Config) setDefaults() {
 	defStr(&k.InitialOffset, "oldest")
 	defStr(&k.Compression, "none")
 	defInt(&k.MaxInFlight, 1024)
-	defDur(&k.CommitInterval, time.Second)
+	defDur(&k.CommitInterval, 250*time.Millisecond)
 	defDur(&k.SessionTimeout, 10*time.Second)
 	defDur(&k.DrainTimeout, 20*time.Second)
+	defDur(&k.RebalanceTimeout, k.DrainTimeout.Duration+10*time.Second)
 	defDur(&k.DeliveryTimeout, 30*time.Second)
 	defInt(&k.Replication, 1)
 	defStr(&c.MongoDB.Database, "orderflow")
@@ -507,6 +515,12 @@ func (c *Config) validate(p *problems) {
 	}
 	if k.MaxInFlight < 1 {
 		p.add("kafka.max_in_flight", "must be at least 1")
+	}
+	if k.RebalanceTimeout.Duration < k.DrainTimeout.Duration {
+		p.add("kafka.rebalance_timeout", "must be at least drain_timeout (%v)", k.DrainTimeout.Duration)
+	}
+	if k.InstanceID != "" && k.Client != "franz" {
+		p.add("kafka.instance_id", "static membership needs the franz client")
 	}
 	if k.Replication < 1 {
 		p.add("kafka.replication", "must be at least 1")

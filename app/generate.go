@@ -76,7 +76,7 @@ func Generate(ctx context.Context, cfg *Config, opts GenerateOptions) (res Gener
 		seed = rand.Uint64()
 	}
 	recorder, err := status.NewRecorder(m.DB.Collection(status.Collection), status.RecorderConfig{
-		MaxBatch: cfg.Status.MaxBatch, WriteTimeout: cfg.Status.WriteTimeout.Duration, Logger: log,
+		MaxBatch: cfg.Status.MaxBatch, WriteTimeout: cfg.Status.WriteTimeout.Duration, Logger: log, Retry: true,
 	})
 	if err != nil {
 		return res, err
@@ -87,7 +87,7 @@ func Generate(ctx context.Context, cfg *Config, opts GenerateOptions) (res Gener
 		return res, err
 	}
 	defer kpub.Close()
-	pub := &status.Publisher{Next: kpub, Writer: recorder, Status: status.Generated}
+	pub := &status.Publisher{Next: kpub, Writer: recorder, Status: status.Generated, Context: ctx}
 	ids := &idBlocks{seq: metastore.NewSequence(m.DB)}
 	fraudIPs := map[string]bool{}
 	catalog := snap.Catalog()

@@ -154,15 +154,17 @@ func (k *Kafka) NewSubscriber(group string) (message.Subscriber, error) {
 		return sub, nil
 	}
 	sub, err := kafkapubsub.NewSubscriber(kafkapubsub.SubscriberConfig{
-		Brokers:        k.cfg.Brokers,
-		ConsumerGroup:  group,
-		ClientOptions:  k.kgo,
-		FromLatest:     k.cfg.InitialOffset == "latest",
-		MaxInFlight:    k.cfg.MaxInFlight,
-		CommitInterval: k.cfg.CommitInterval.Duration,
-		DrainTimeout:   k.cfg.DrainTimeout.Duration,
-		SessionTimeout: k.cfg.SessionTimeout.Duration,
-		Logger:         k.log,
+		Brokers:          k.cfg.Brokers,
+		ConsumerGroup:    group,
+		ClientOptions:    k.kgo,
+		FromLatest:       k.cfg.InitialOffset == "latest",
+		MaxInFlight:      k.cfg.MaxInFlight,
+		CommitInterval:   k.cfg.CommitInterval.Duration,
+		DrainTimeout:     k.cfg.DrainTimeout.Duration,
+		SessionTimeout:   k.cfg.SessionTimeout.Duration,
+		RebalanceTimeout: k.cfg.RebalanceTimeout.Duration,
+		InstanceID:       k.cfg.InstanceID,
+		Logger:           k.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create kafka subscriber: %w", err)

@@ -58,6 +58,10 @@ type Pipeline struct {
 	admin    *kgo.Client // readiness checks
 	closing  atomic.Bool
 	stopping chan struct{} // closed when the shutdown starts
+	// stopCtx ends when the shutdown has waited long enough for writes
+	// that retry through a MongoDB outage.
+	stopCtx    context.Context
+	stopWrites context.CancelFunc
 }
 
 // NewPipeline connects to Kafka and MongoDB, creates the topics, loads the
@@ -68,6 +72,7 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 		log = slog.Default()
 	}
 	p = &Pipeline{cfg: cfg, log: log, stopping: make(chan struct{}), metrics: opts.Metrics}
+	p.stopCtx, p.stopWrites = context.WithCancel(context.Background())
 	if p.metrics == nil {
 		p.metrics = metrics.New()
 	}
@@ -115,6 +120,7 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 		MaxBatch:     cfg.Status.MaxBatch,
 		WriteTimeout: cfg.Status.WriteTimeout.Duration,
 		Logger:       log,
+		Retry:        true,
 		OnWrite:      p.metrics.OnStatusWrite,
 	})
 	if err != nil {
@@ -225,7 +231,7 @@ func (p *Pipeline) addHandler(h HandlerConfig, deps handlers.Deps) error {
 	}
 	var handler *message.Handler
 	if kind.Publishes || len(kind.Routes) > 0 {
-		pub := keepOpen{&topicRouter{next: &status.Publisher{Next: p.pub, Writer: p.recorder, Status: h.Status}}}
+		pub := keepOpen{&topicRouter{next: &status.Publisher{Next: p.pub, Writer: p.recorder, Status: h.Status, Context: p.stopCtx}}}
 		handler = p.router.AddHandler(h.Name, h.Subscribe, sub, h.Publish, pub, st.handle)
 	} else {
 		handler = p.router.AddConsumerHandler(h.Name, h.Subscribe, sub, func(msg *message.Message) error {
@@ -260,7 +266,7 @@ func (p *Pipeline) stack(h HandlerConfig, stack []Middleware) ([]message.Handler
 			out = append(out, wmmiddleware.CorrelationID)
 		case MWPoisonQueue:
 			mw, err := middleware.PoisonQueue(middleware.PoisonQueueConfig{
-				Publisher:    keepOpen{&status.Publisher{Next: p.pub, Writer: p.recorder, Status: status.Failed, ReasonKey: middleware.ReasonKey}},
+				Publisher:    keepOpen{&status.Publisher{Next: p.pub, Writer: p.recorder, Status: status.Failed, ReasonKey: middleware.ReasonKey, Context: p.stopCtx}},
 				Topic:        m.Poison.Topic,
 				Classifier:   classifier,
 				AfterRetries: *m.Poison.AfterRetries,
@@ -326,6 +332,10 @@ func (p *Pipeline) Run(ctx context.Context, running chan<- struct{}) error {
 		p.closing.Store(true)
 		close(p.stopping)
 		p.log.Info("shutting down: finishing the messages in flight", "timeout", p.cfg.Router.CloseTimeout.Duration)
+		// Writes retrying through an outage get most of the close timeout,
+		// then give up so their messages are nacked before it ends.
+		giveUp := time.AfterFunc(p.cfg.Router.CloseTimeout.Duration*3/4, p.stopWrites)
+		defer giveUp.Stop()
 		closeErr = p.router.Close()
 	}()
 	if running != nil {
@@ -421,6 +431,9 @@ func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
 
 // release closes what NewPipeline opened, in dependency order.
 func (p *Pipeline) release() {
+	if p.stopWrites != nil {
+		p.stopWrites()
+	}
 	if p.admin != nil {
 		p.admin.Close()
 	}

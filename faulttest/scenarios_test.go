@@ -19,9 +19,15 @@ const everything = math.MaxInt64 / 2
 
 // sigkill kills the router at random moments while orders flow, restarting
 // it each time.
+//
+// The router restarts as the same static member (kafka.instance_id), as a
+// process restarted in place by systemd or a StatefulSet would: it takes
+// its partitions back at once instead of waiting for the group to expire
+// the dead member.
 func sigkill(t *testing.T, orders int, rate float64, kills int) {
 	s := newStack(t)
-	r := s.startRouter()
+	const id = "ORDERFLOW_KAFKA_INSTANCE_ID=router-1"
+	r := s.startRouter(id)
 	mon := s.watch(1, everything)
 	gen := s.generate(orders, rate, 1)
 	span := time.Duration(float64(orders) / rate * float64(time.Second))
@@ -30,7 +36,7 @@ func sigkill(t *testing.T, orders int, rate float64, kills int) {
 	for _, at := range randomMoments(rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)), kills, span) {
 		time.Sleep(time.Until(start.Add(at)))
 		r.kill()
-		r = s.startRouter()
+		r = s.startRouter(id)
 		lastRestart = time.Now()
 	}
 	res := <-gen
@@ -84,7 +90,8 @@ func mongoOutage(t *testing.T, orders int, rate float64, outage time.Duration) {
 // sigterm stops the router gracefully under load and starts it again.
 func sigterm(t *testing.T, orders int, rate float64) {
 	s := newStack(t)
-	r := s.startRouter()
+	const id = "ORDERFLOW_KAFKA_INSTANCE_ID=router-1"
+	r := s.startRouter(id)
 	mon := s.watch(1, everything)
 	gen := s.generate(orders, rate, 3)
 	time.Sleep(1500 * time.Millisecond)
@@ -92,7 +99,7 @@ func sigterm(t *testing.T, orders int, rate float64) {
 	if took > 30*time.Second {
 		t.Errorf("exit took %v, more than the 30s close timeout", took)
 	}
-	s.startRouter()
+	s.startRouter(id)
 	res := <-gen
 	s.waitFinal([]app.GenerateResult{res}, 3*time.Minute)
 	rep := s.check("SIGTERM", []app.GenerateResult{res}, mon)

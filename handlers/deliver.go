@@ -69,6 +69,10 @@ type assembly struct {
 	results map[int]error
 }
 
+// stragglerCheck is how long a line waits for its siblings before asking
+// whether its order was delivered already.
+const stragglerCheck = 2 * time.Second
+
 // NewDeliverer builds the deliver processor.
 func NewDeliverer(d Deps) (Processor, error) {
 	if d.Status == nil {
@@ -104,29 +108,43 @@ func (d *Deliverer) Process(ctx context.Context, line order.Line) (Outcome, erro
 	}
 	timer := time.NewTimer(d.cfg.AssemblyTimeout)
 	defer timer.Stop()
-	select {
-	case <-a.done:
-		if err := a.results[line.LineIndex]; err != nil {
-			return Outcome{}, err
-		}
-		return Outcome{Settled: true}, nil
-	case <-ctx.Done():
-		d.leave(line)
-		return Outcome{}, fmt.Errorf("order %d: stopped waiting for its external lines: %w", line.OrderID, ctx.Err())
-	case <-d.stopping:
-		// The other lines will not come before the shutdown; this one is
-		// consumed again after it, with them.
-		d.leave(line)
-		return Outcome{}, failure.Unavailable(fmt.Errorf("order %d: shutting down while waiting for its external lines", line.OrderID))
-	case <-timer.C:
-		missing := d.leave(line)
-		if d.cfg.Delivered != nil {
-			if done, err := d.cfg.Delivered(ctx, line.OrderID); err == nil && done[line.LineIndex] {
-				// A straggler of an order delivered before a restart.
-				return Outcome{Settled: true}, nil
+	// A line still alone after a moment may be the redelivered straggler of
+	// an order delivered before a crash (its siblings' offsets committed,
+	// its own not): one status lookup tells, instead of the whole timeout.
+	straggler := time.NewTimer(min(stragglerCheck, d.cfg.AssemblyTimeout))
+	defer straggler.Stop()
+	for {
+		select {
+		case <-straggler.C:
+			if d.cfg.Delivered != nil {
+				if done, err := d.cfg.Delivered(ctx, line.OrderID); err == nil && done[line.LineIndex] {
+					d.leave(line)
+					return Outcome{Settled: true}, nil
+				}
 			}
+		case <-a.done:
+			if err := a.results[line.LineIndex]; err != nil {
+				return Outcome{}, err
+			}
+			return Outcome{Settled: true}, nil
+		case <-ctx.Done():
+			d.leave(line)
+			return Outcome{}, fmt.Errorf("order %d: stopped waiting for its external lines: %w", line.OrderID, ctx.Err())
+		case <-d.stopping:
+			// The other lines will not come before the shutdown; this one is
+			// consumed again after it, with them.
+			d.leave(line)
+			return Outcome{}, failure.Unavailable(fmt.Errorf("order %d: shutting down while waiting for its external lines", line.OrderID))
+		case <-timer.C:
+			missing := d.leave(line)
+			if d.cfg.Delivered != nil {
+				if done, err := d.cfg.Delivered(ctx, line.OrderID); err == nil && done[line.LineIndex] {
+					// A straggler of an order delivered before a restart.
+					return Outcome{Settled: true}, nil
+				}
+			}
+			return Outcome{}, fmt.Errorf("order %d: external lines %v did not arrive within %v", line.OrderID, missing, d.cfg.AssemblyTimeout)
 		}
-		return Outcome{}, fmt.Errorf("order %d: external lines %v did not arrive within %v", line.OrderID, missing, d.cfg.AssemblyTimeout)
 	}
 }
 

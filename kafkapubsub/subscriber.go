@@ -38,6 +38,14 @@ type SubscriberConfig struct {
 	// SessionTimeout is how long the group waits for a silent member before
 	// giving its partitions to the others.
 	SessionTimeout time.Duration
+	// RebalanceTimeout is how long a rebalance waits for every member to
+	// rejoin; a member that died without leaving holds the group that long.
+	// It must leave room for DrainTimeout, which a member spends in it.
+	RebalanceTimeout time.Duration
+	// InstanceID, when set, makes this a static member of its groups: a
+	// process restarted with the same id takes its partitions back at once,
+	// without a rebalance. Give every process its own (a pod name).
+	InstanceID string
 	// NackBackoff is the first delay before a nacked message is redelivered;
 	// it doubles on each nack of the same message up to MaxNackBackoff.
 	NackBackoff    time.Duration
@@ -50,13 +58,16 @@ func (c *SubscriberConfig) setDefaults() {
 		c.MaxInFlight = 1024
 	}
 	if c.CommitInterval == 0 {
-		c.CommitInterval = time.Second
+		c.CommitInterval = 250 * time.Millisecond
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 20 * time.Second
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = 10 * time.Second
+	}
+	if c.RebalanceTimeout == 0 {
+		c.RebalanceTimeout = c.DrainTimeout + 10*time.Second
 	}
 	if c.NackBackoff == 0 {
 		c.NackBackoff = 100 * time.Millisecond
@@ -78,6 +89,8 @@ func (c SubscriberConfig) Validate() error {
 		return errors.New("kafka subscriber: no consumer group")
 	case c.MaxInFlight < 1:
 		return errors.New("kafka subscriber: max in flight must be positive")
+	case c.RebalanceTimeout < c.DrainTimeout:
+		return errors.New("kafka subscriber: the rebalance timeout must be at least the drain timeout")
 	case c.CommitInterval <= 0 || c.DrainTimeout <= 0 || c.SessionTimeout <= 0 || c.NackBackoff <= 0 || c.MaxNackBackoff < c.NackBackoff:
 		return errors.New("kafka subscriber: intervals must be positive, and the max nack backoff at least the first")
 	}
@@ -238,6 +251,7 @@ func newSubscription(ctx context.Context, cfg SubscriberConfig, topic string) (*
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(cfg.SessionTimeout),
+		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
 		kgo.FetchMaxWait(time.Second),
 		// Small fetches bound the memory of records waiting for room in
 		// flight; 256 KiB a partition was also the fastest on the
@@ -247,7 +261,11 @@ func newSubscription(ctx context.Context, cfg SubscriberConfig, topic string) (*
 		kgo.OnPartitionsAssigned(sub.assigned),
 		kgo.OnPartitionsRevoked(sub.revoked),
 		kgo.OnPartitionsLost(sub.lost),
+		kgo.WithLogger(kgoLogger{sub.log}),
 	}, cfg.ClientOptions...)
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID+"-"+topic))
+	}
 	client, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("create kafka consumer for %s: %w", topic, err)

@@ -23,6 +23,9 @@ type Publisher struct {
 	// ReasonKey, when set, names the metadata entry that holds the reason
 	// recorded with the status (the poison queue's reason, for Failed).
 	ReasonKey string
+	// Context bounds the status writes; with a retrying Writer it is what
+	// stops the retries (at shutdown). Nil is context.Background().
+	Context context.Context
 }
 
 // Publish publishes msgs to topic, then records their statuses. Messages
@@ -47,8 +50,12 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	}
 	// The messages' contexts may already be cancelled (a timeout middleware
 	// ends them when the handler returns); the write is bounded by the
-	// recorder's own timeout instead.
-	if err := p.Writer.Record(context.Background(), recs...); err != nil {
+	// publisher's own context instead.
+	ctx := p.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := p.Writer.Record(ctx, recs...); err != nil {
 		return fmt.Errorf("record %s status after publishing to %s: %w", p.Status, topic, err)
 	}
 	return nil

@@ -29,6 +29,11 @@ type RecorderConfig struct {
 	// whose messages are then redelivered.
 	WriteTimeout time.Duration
 	Logger       *slog.Logger
+	// Retry makes Record retry a failed write, with backoff, until it
+	// succeeds or the caller's context ends, instead of failing at once. A
+	// MongoDB outage then pauses the callers (and with them the pipeline)
+	// rather than making them redeliver, and publish again, every message.
+	Retry bool
 	// OnWrite, when set, is called after every write with its records, how
 	// long it took and its error. Metrics hang here.
 	OnWrite func(recs []Record, took time.Duration, err error)
@@ -102,13 +107,31 @@ func EnsureIndexes(ctx context.Context, coll *mongo.Collection) error {
 var errClosed = errors.New("status recorder is closed")
 
 // Record queues recs for the next write and waits until it is done. It fails
-// when the write fails (the caller should retry the message later), or when
-// ctx ends first; the records may then still be written, which is harmless
-// because records are idempotent.
+// when the write fails (unless Retry is set), or when ctx ends first; the
+// records may then still be written, which is harmless because records are
+// idempotent.
 func (r *Recorder) Record(ctx context.Context, recs ...Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
+	wait := 100 * time.Millisecond
+	for {
+		err := r.recordOnce(ctx, recs)
+		if err == nil || !r.cfg.Retry || ctx.Err() != nil || errors.Is(err, errClosed) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+func (r *Recorder) recordOnce(ctx context.Context, recs []Record) error {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()

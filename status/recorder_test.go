@@ -214,3 +214,32 @@ func TestCountsAndFirstTimes(t *testing.T) {
 		t.Fatalf("times %v", times)
 	}
 }
+
+func TestRecorderRetriesThroughAnOutage(t *testing.T) {
+	m := testenv.StartMongo(t, testenv.TempDir(t))
+	proxy := startProxy(t, m.Addr())
+	db := testenv.DatabaseAt(t, "mongodb://"+proxy.Addr()+"/?serverSelectionTimeoutMS=300", "retry")
+	rec, err := NewRecorder(db.Collection(Collection), RecorderConfig{WriteTimeout: 500 * time.Millisecond, Retry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	ctx := testenv.Context(t, time.Minute)
+	proxy.Cut()
+	time.AfterFunc(2*time.Second, proxy.Restore)
+	start := time.Now()
+	if err := rec.Record(ctx, Record{OrderID: 1, Status: Generated, Lines: 1, Time: time.Now()}); err != nil {
+		t.Fatalf("retrying record failed: %v", err)
+	}
+	if time.Since(start) < 2*time.Second {
+		t.Fatal("record returned before MongoDB was back")
+	}
+	// A context that ends stops the retries.
+	proxy.Cut()
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := rec.Record(short, Record{OrderID: 2, Status: Generated, Lines: 1, Time: time.Now()}); err == nil {
+		t.Fatal("record succeeded with MongoDB away")
+	}
+	proxy.Restore()
+}
