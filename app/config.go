@@ -121,6 +121,9 @@ type HTTPConfig struct {
 	// Listen is the address; empty disables the listener. The default is
 	// loopback only.
 	Listen string `yaml:"listen"`
+	// StuckAfter is the default age after which /stuck lists an order
+	// that is not final.
+	StuckAfter Duration `yaml:"stuck_after"`
 }
 
 // LogConfig configures logging.
@@ -392,6 +395,7 @@ func (c *Config) setDefaults() {
 	defInt(&c.Status.MaxBatch, 4000)
 	defDur(&c.Status.WriteTimeout, 10*time.Second)
 	defDur(&c.Router.CloseTimeout, 30*time.Second)
+	defDur(&c.HTTP.StuckAfter, 5*time.Minute)
 	defStr(&c.Log.Level, "info")
 	defStr(&c.Log.Format, "auto")
 	defStr(&c.Tracing.Exporter, "stdout")

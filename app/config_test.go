@@ -78,7 +78,7 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 			`handlers[1].processor: unknown processor "enrichh"`},
 		{"missing topic", edit("publish: valid_orders", "publish: valid_order"), "publish: valid_order\n",
 			`handlers[0].publish: topic "valid_order" is not declared under topics`},
-		{"bad duration", edit("commit_interval: 1s", "commit_interval: 1 sec"), "commit_interval: 1 sec",
+		{"bad duration", edit("commit_interval: 250ms", "commit_interval: 1 sec"), "commit_interval: 1 sec",
 			`kafka.commit_interval: "1 sec" is not a duration`},
 		{"same group and topic twice", edit("subscribe: valid_orders\n    group: enrich_group", "subscribe: raw_order\n    group: validate_group"), "group: validate_group\n    publish: enriched",
 			`handlers[1].group: handler "validate" already consumes raw_order in group validate_group`},

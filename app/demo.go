@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -32,6 +33,9 @@ type DemoOptions struct {
 	// Ready, when set, is called once the pipeline runs, with the
 	// configuration in effect (the addresses of the embedded servers).
 	Ready func(*Config)
+	// Final, when set, is called once every order is final, with the
+	// dashboard's URL, while the pipeline still runs.
+	Final func(dashboard string)
 }
 
 // Demo runs the whole pipeline on one machine: embedded servers when none
@@ -62,6 +66,15 @@ func Demo(ctx context.Context, cfg *Config, opts DemoOptions) error {
 		started = append(started, fmt.Sprintf("MongoDB-wire server (FerretDB)  %s   data in %s", m.URI(), dir))
 	}
 
+	if cfg.HTTP.Listen != "" {
+		// Another demo, or anything else, may hold the configured port.
+		if ln, err := net.Listen("tcp", cfg.HTTP.Listen); err != nil {
+			fmt.Fprintf(out, "%s is taken; the dashboard gets a free port instead\n", cfg.HTTP.Listen)
+			cfg.HTTP.Listen = "127.0.0.1:0"
+		} else {
+			ln.Close()
+		}
+	}
 	if err := loadSample(ctx, cfg, out); err != nil {
 		return err
 	}
@@ -99,8 +112,11 @@ func Demo(ctx context.Context, cfg *Config, opts DemoOptions) error {
 	for _, s := range started {
 		fmt.Fprintln(out, "  "+s)
 	}
+	if url := pipeline.HTTPURL(); url != "" {
+		fmt.Fprintf(out, "  dashboard and order API           %s  (metrics at %smetrics)\n", url, url)
+	}
 	if len(started) == 0 {
-		fmt.Fprintln(out, "  nothing: the configured Kafka and MongoDB were used")
+		fmt.Fprintln(out, "  nothing else: the configured Kafka and MongoDB were used")
 	}
 	for _, p := range cfg.Delivery.Partners {
 		if p.Sink.Type == "dir" {
@@ -109,6 +125,9 @@ func Demo(ctx context.Context, cfg *Config, opts DemoOptions) error {
 	}
 	fmt.Fprintf(out, "\ncheck an order: orderflow status --brokers %s --mongodb-uri %s %d\n",
 		strings.Join(cfg.Kafka.Brokers, ","), cfg.MongoDB.URI, res.FirstID)
+	if waitErr == nil && opts.Final != nil {
+		opts.Final(pipeline.HTTPURL())
+	}
 	if waitErr == nil && !opts.Exit {
 		fmt.Fprintln(out, "\nthe pipeline keeps running; press Ctrl-C to stop")
 		select {

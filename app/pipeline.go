@@ -231,7 +231,7 @@ func (p *Pipeline) addHandler(h HandlerConfig, deps handlers.Deps) error {
 	}
 	var handler *message.Handler
 	if kind.Publishes || len(kind.Routes) > 0 {
-		pub := keepOpen{&topicRouter{next: &status.Publisher{Next: p.pub, Writer: p.recorder, Status: h.Status, Context: p.stopCtx}}}
+		pub := keepOpen{&topicRouter{log: p.log, next: &status.Publisher{Next: p.pub, Writer: p.recorder, Status: h.Status, Context: p.stopCtx}}}
 		handler = p.router.AddHandler(h.Name, h.Subscribe, sub, h.Publish, pub, st.handle)
 	} else {
 		handler = p.router.AddConsumerHandler(h.Name, h.Subscribe, sub, func(msg *message.Message) error {
@@ -276,6 +276,8 @@ func (p *Pipeline) stack(h HandlerConfig, stack []Middleware) ([]message.Handler
 					return middleware.Origin{Partition: pos.Partition, Offset: pos.Offset, Key: pos.Key}, ok
 				},
 				ShuttingDown: p.closing.Load,
+				Logger:       p.log,
+				Describe:     describe,
 			})
 			if err != nil {
 				return nil, err
@@ -285,7 +287,7 @@ func (p *Pipeline) stack(h HandlerConfig, stack []Middleware) ([]message.Handler
 			out = append(out, middleware.Retry(middleware.RetryConfig{
 				MaxRetries: m.Retry.MaxRetries, InitialInterval: m.Retry.InitialInterval.Duration,
 				MaxInterval: m.Retry.MaxInterval.Duration, Multiplier: m.Retry.Multiplier, Jitter: m.Retry.Jitter,
-				Classifier: classifier, ShuttingDown: p.closing.Load, Logger: p.log,
+				Classifier: classifier, ShuttingDown: p.closing.Load, Logger: p.log, Describe: describe,
 			}))
 		case MWRecoverer:
 			out = append(out, wmmiddleware.Recoverer)
@@ -298,6 +300,19 @@ func (p *Pipeline) stack(h HandlerConfig, stack []Middleware) ([]message.Handler
 		}
 	}
 	return out, nil
+}
+
+// describe gives the log attributes of a message: its order and line, and
+// its correlation id, so that every log line about a message can be found
+// by either.
+func describe(msg *message.Message) []any {
+	attrs := []any{"correlation_id", wmmiddleware.MessageCorrelationID(msg)}
+	if ref, ok := status.LineFrom(msg.Context()); ok {
+		attrs = append(attrs, "order_id", ref.OrderID, "line", ref.Line)
+	} else if pos, ok := Position(msg); ok {
+		attrs = append(attrs, "key", string(pos.Key))
+	}
+	return attrs
 }
 
 // Handlers names the handlers this process runs.
@@ -349,7 +364,8 @@ func (p *Pipeline) Run(ctx context.Context, running chan<- struct{}) error {
 	}
 	if p.cfg.HTTP.Listen != "" {
 		srv, err := httpapi.Start(httpapi.Config{
-			Listen: p.cfg.HTTP.Listen, Gatherer: p.metrics.Registry, Ready: p.ready, Orders: p.reader, Logger: p.log,
+			Listen: p.cfg.HTTP.Listen, Gatherer: p.metrics.Registry, Ready: p.ready, Orders: p.reader,
+			StuckAfter: p.cfg.HTTP.StuckAfter.Duration, Logger: p.log,
 		})
 		if err != nil {
 			p.router.Close()

@@ -94,6 +94,7 @@ func withTopic(ctx context.Context, topic string) context.Context {
 // messages without one to the handler's topic.
 type topicRouter struct {
 	next message.Publisher
+	log  *slog.Logger
 }
 
 func (t *topicRouter) Publish(topic string, msgs ...*message.Message) error {
@@ -111,6 +112,11 @@ func (t *topicRouter) Publish(topic string, msgs ...*message.Message) error {
 	}
 	for _, to := range order {
 		if err := t.next.Publish(to, groups[to]...); err != nil {
+			if t.log != nil {
+				for _, m := range groups[to] {
+					t.log.Warn("publish failed; the message is consumed again", append([]any{"topic", to, "error", err}, describe(m)...)...)
+				}
+			}
 			return err
 		}
 	}

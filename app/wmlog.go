@@ -33,8 +33,15 @@ func (l wmLogger) emit(level slog.Level, msg string, fields watermill.LogFields,
 	l.log.Log(context.Background(), level, msg, append(args, extra...)...)
 }
 
+// Error logs at error level, except the router's reports about single
+// messages (they carry a message_uuid): orderflow logs those itself, with
+// the order id and correlation id, so the router's copy goes to debug.
 func (l wmLogger) Error(msg string, err error, fields watermill.LogFields) {
-	l.emit(slog.LevelError, msg, fields, "error", err)
+	level := slog.LevelError
+	if _, perMessage := fields["message_uuid"]; perMessage {
+		level = slog.LevelDebug
+	}
+	l.emit(level, msg, fields, "error", err)
 }
 func (l wmLogger) Info(msg string, fields watermill.LogFields) { l.emit(l.info, msg, fields) }
 func (l wmLogger) Debug(msg string, fields watermill.LogFields) {

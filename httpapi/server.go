@@ -29,7 +29,10 @@ type Config struct {
 	// Orders backs the order status API and the dashboard; nil disables
 	// them.
 	Orders OrderSource
-	Logger *slog.Logger
+	// StuckAfter is the default age after which /stuck lists an order that
+	// is not final.
+	StuckAfter time.Duration
+	Logger     *slog.Logger
 }
 
 // Server serves the endpoints.
@@ -38,12 +41,16 @@ type Server struct {
 	srv  *http.Server
 	ln   net.Listener
 	done chan struct{}
+	snap snapshot
 }
 
 // Start listens and serves in the background until Close.
 func Start(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.StuckAfter == 0 {
+		cfg.StuckAfter = 5 * time.Minute
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

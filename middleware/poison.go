@@ -3,6 +3,7 @@ package middleware
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -51,6 +52,10 @@ type PoisonQueueConfig struct {
 	// ShuttingDown reports that the process is stopping: errors then are
 	// never poisoned, because they may just be the shutdown.
 	ShuttingDown func() bool
+	Logger       *slog.Logger
+	// Describe gives the log attributes that identify a message (its order
+	// id and correlation id).
+	Describe func(*message.Message) []any
 }
 
 // Validate reports a configuration that cannot work.
@@ -81,6 +86,15 @@ func PoisonQueue(cfg PoisonQueueConfig) (message.HandlerMiddleware, error) {
 			cfg.mark(msg, err)
 			if perr := cfg.Publisher.Publish(cfg.Topic, msg); perr != nil {
 				return nil, errors.Join(err, fmt.Errorf("publish to poison queue %s: %w", cfg.Topic, perr))
+			}
+			if cfg.Logger != nil {
+				attrs := []any{"handler", msg.Metadata.Get(HandlerKey), "topic", msg.Metadata.Get(TopicKey),
+					"partition", msg.Metadata.Get(PartitionKey), "offset", msg.Metadata.Get(OffsetKey),
+					"kind", msg.Metadata.Get(KindKey), "reason", err.Error()}
+				if cfg.Describe != nil {
+					attrs = append(attrs, cfg.Describe(msg)...)
+				}
+				cfg.Logger.Warn("message sent to the poison queue", attrs...)
 			}
 			return nil, nil
 		}

@@ -23,6 +23,9 @@ type RetryConfig struct {
 	// message is nacked and consumed again after the restart.
 	ShuttingDown func() bool
 	Logger       *slog.Logger
+	// Describe gives the log attributes that identify a message (its order
+	// id and correlation id).
+	Describe func(*message.Message) []any
 }
 
 // Retry retries a failing handler with exponential backoff and jitter. A
@@ -47,8 +50,12 @@ func Retry(cfg RetryConfig) message.HandlerMiddleware {
 					delay = time.Duration(float64(interval) * (1 + cfg.Jitter*(2*rand.Float64()-1)))
 				}
 				if cfg.Logger != nil {
-					cfg.Logger.Warn("handler failed, retrying", "handler", message.HandlerNameFromCtx(ctx),
-						"message_uuid", msg.UUID, "attempt", attempt, "max_retries", cfg.MaxRetries, "in", delay, "error", err)
+					attrs := []any{"handler", message.HandlerNameFromCtx(ctx), "message_uuid", msg.UUID,
+						"attempt", attempt, "max_retries", cfg.MaxRetries, "in", delay, "error", err}
+					if cfg.Describe != nil {
+						attrs = append(attrs, cfg.Describe(msg)...)
+					}
+					cfg.Logger.Warn("handler failed, retrying", attrs...)
 				}
 				t := time.NewTimer(delay)
 				select {
