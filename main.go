@@ -32,6 +32,7 @@ import (
 	"github.com/orderflow/orderflow/poison"
 	"github.com/orderflow/orderflow/progress"
 	"github.com/orderflow/orderflow/status"
+	"github.com/orderflow/orderflow/tracing"
 )
 
 // defaultConfig is orderflow.yaml as shipped, used when no file is given
@@ -299,6 +300,13 @@ func cmdGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	log := logger(cfg, stderr)
+	if cfg.Tracing.Enabled {
+		stopTracing, err := tracing.Setup(ctx, tracing.Config{Exporter: cfg.Tracing.Exporter, Endpoint: cfg.Tracing.Endpoint, ServiceName: cfg.Tracing.ServiceName}, nil)
+		if err != nil {
+			return err
+		}
+		defer stopTracing(context.Background())
+	}
 	bar := progress.New(stdout, "generate", *orders, isTTY(stdout))
 	res, err := app.Generate(ctx, cfg, app.GenerateOptions{Orders: *orders, Rate: *rate, Seed: *seed, Logger: log, Progress: bar.Set})
 	bar.Finish()

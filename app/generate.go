@@ -13,10 +13,12 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/orderflow/orderflow/metastore"
 	"github.com/orderflow/orderflow/order"
 	"github.com/orderflow/orderflow/status"
+	"github.com/orderflow/orderflow/tracing"
 )
 
 // GenerateOptions configure a run of the order generator.
@@ -209,9 +211,12 @@ func publishOrders(pub message.Publisher, topic string, orders []order.Order) er
 	var msgs []*message.Message
 	for _, o := range orders {
 		correlation := uuid.NewString()
+		ctx, span := tracing.Start(context.Background(), "generate", attribute.Int64("orderflow.order_id", o.ID))
+		span.End()
 		for _, l := range order.Flatten(o) {
 			msg := message.NewMessage(uuid.NewString(), order.Encode(l))
 			wmmiddleware.SetCorrelationID(correlation, msg)
+			tracing.Inject(ctx, msg)
 			msg.SetContext(status.WithLine(context.Background(), status.LineRef{
 				OrderID: l.OrderID, Line: l.LineIndex, Lines: l.LineCount, Stage: status.Generated,
 				Handler: "generate", Topic: topic,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/orderflow/orderflow/delivery"
 	"github.com/orderflow/orderflow/failure"
@@ -27,6 +28,7 @@ import (
 	"github.com/orderflow/orderflow/metrics"
 	"github.com/orderflow/orderflow/middleware"
 	"github.com/orderflow/orderflow/status"
+	"github.com/orderflow/orderflow/tracing"
 )
 
 // Options select what a pipeline process runs.
@@ -36,6 +38,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics collects the process's metrics; nil makes new ones.
 	Metrics *metrics.Metrics
+	// SpanExporter, when set with tracing enabled, receives the spans
+	// instead of the configured exporter (tests).
+	SpanExporter sdktrace.SpanExporter
 }
 
 // Pipeline is one router process: the configured handlers, consuming Kafka in
@@ -62,6 +67,8 @@ type Pipeline struct {
 	// that retry through a MongoDB outage.
 	stopCtx    context.Context
 	stopWrites context.CancelFunc
+	// stopTracing flushes the spans, when tracing is on.
+	stopTracing func(context.Context) error
 }
 
 // NewPipeline connects to Kafka and MongoDB, creates the topics, loads the
@@ -86,7 +93,14 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 			return nil, fmt.Errorf("--only %s: no handler of that name in the configuration", name)
 		}
 	}
-	if p.kafka, err = NewKafka(cfg.Kafka, cfg.Tracing.Enabled, log); err != nil {
+	if cfg.Tracing.Enabled {
+		if p.stopTracing, err = tracing.Setup(ctx, tracing.Config{
+			Exporter: cfg.Tracing.Exporter, Endpoint: cfg.Tracing.Endpoint, ServiceName: cfg.Tracing.ServiceName,
+		}, opts.SpanExporter); err != nil {
+			return nil, err
+		}
+	}
+	if p.kafka, err = NewKafka(cfg.Kafka, false, log); err != nil {
 		return nil, err
 	}
 	if p.mongo, err = ConnectMongo(cfg.MongoDB, func(name string) { p.metrics.MongoCommands.WithLabelValues(name).Inc() }); err != nil {
@@ -133,6 +147,9 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 	p.router, err = message.NewRouter(message.RouterConfig{CloseTimeout: cfg.Router.CloseTimeout.Duration}, newWMLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("create router: %w", err)
+	}
+	if cfg.Tracing.Enabled {
+		p.router.AddMiddleware(tracing.Middleware)
 	}
 	wmmetrics.NewPrometheusMetricsBuilder(p.metrics.Registry, "orderflow", "router").AddPrometheusRouterMetrics(p.router)
 	p.metrics.Registry.MustRegister(lagCollector{p})
@@ -449,6 +466,11 @@ func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
 func (p *Pipeline) release() {
 	if p.stopWrites != nil {
 		p.stopWrites()
+	}
+	if p.stopTracing != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = p.stopTracing(ctx)
+		cancel()
 	}
 	if p.admin != nil {
 		p.admin.Close()

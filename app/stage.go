@@ -10,11 +10,14 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow/failure"
 	"github.com/orderflow/orderflow/handlers"
 	"github.com/orderflow/orderflow/order"
 	"github.com/orderflow/orderflow/status"
+	"github.com/orderflow/orderflow/tracing"
 )
 
 // stage adapts a processor to a Watermill handler: it decodes the message
@@ -47,6 +50,7 @@ func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 		return nil, failure.Permanent(failure.InvalidInput, err)
 	}
 	ref.OrderID, ref.Line, ref.Lines = line.OrderID, line.LineIndex, line.LineCount
+	trace.SpanFromContext(msg.Context()).SetAttributes(attribute.Int64("orderflow.order_id", line.OrderID), attribute.Int("orderflow.line", line.LineIndex))
 	ref.Generated, _ = time.Parse(time.RFC3339Nano, line.Time) // validated by DecodeLine
 	msg.SetContext(status.WithLine(msg.Context(), ref))
 
@@ -79,6 +83,7 @@ func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 	}
 	next := message.NewMessage(uuid.NewString(), order.Encode(out.Line))
 	next.SetContext(withTopic(status.WithLine(context.Background(), ref), topic))
+	tracing.Inject(msg.Context(), next) // a no-op unless tracing is on
 	return []*message.Message{next}, nil
 }
 
