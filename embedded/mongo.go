@@ -23,6 +23,8 @@ type MongoConfig struct {
 	DataDir string
 	// Logger receives the server's own logs; nil discards all but errors.
 	Logger *slog.Logger
+	// CertFile and KeyFile, when set, make the server speak TLS only.
+	CertFile, KeyFile string
 }
 
 // Mongo is a running embedded MongoDB-wire server.
@@ -59,8 +61,12 @@ func StartMongo(cfg MongoConfig) (*Mongo, error) {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	}
 	newFerretMu.Lock()
+	listener := ferretdb.ListenerConfig{TCP: cfg.Addr}
+	if cfg.CertFile != "" {
+		listener = ferretdb.ListenerConfig{TLS: cfg.Addr, TLSCertFile: cfg.CertFile, TLSKeyFile: cfg.KeyFile}
+	}
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener: ferretdb.ListenerConfig{TCP: cfg.Addr},
+		Listener: listener,
 		Logger:   logger,
 		Handler:  "sqlite",
 		// WAL with synchronous=NORMAL: a commit survives the crash of this
