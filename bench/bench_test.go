@@ -1,0 +1,67 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow/app"
+)
+
+// TestBenchSmall runs the whole benchmark at a tiny size, with the real
+// binary as router and relay, and checks that every figure was measured.
+// It measures nothing worth reading; `orderflow bench` does.
+func TestBenchSmall(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "orderflow")
+	build := exec.Command("go", "build", "-o", exe, "github.com/orderflow/orderflow")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile("../orderflow.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := app.Load(data, "orderflow.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	res, err := Run(ctx, Options{Lines: 3000, SmallLines: 1000, HalfRateLines: 600, BaselineLines: 60, BaselineTime: 30 * time.Second,
+		Partitions: 4, Config: cfg, Exe: exe, Out: &out})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	p := res.Pipeline
+	switch {
+	case res.CeilingLPS <= 0 || p.LinesPerSecond <= 0 || res.BaselineLPS <= 0:
+		t.Fatalf("throughputs %v %v %v", res.CeilingLPS, p.LinesPerSecond, res.BaselineLPS)
+	case p.Lines < 2000 || p.NotFinal != 0:
+		t.Fatalf("pipeline run: %+v", p)
+	case p.CommandsPerLine <= 0 || p.CommandsPerLine > 1:
+		t.Fatalf("commands per line %v", p.CommandsPerLine)
+	case p.RouterPeakMB <= 0 || p.RouterCPUPer1000 <= 0 || p.P99ms < p.P50ms:
+		t.Fatalf("router figures %+v", p)
+	case res.HalfRate == nil || res.HalfRate.RateLimit <= 0 || res.Small == nil || res.LargeOverSmall <= 0:
+		t.Fatalf("half-rate %+v small %+v", res.HalfRate, res.Small)
+	case res.BaselineCommandsLine < 3:
+		t.Fatalf("the baseline sent %v commands a line: it is not making one query per message", res.BaselineCommandsLine)
+	}
+	var table bytes.Buffer
+	res.Print(&table)
+	for _, row := range []string{"pipeline / ceiling", "pipeline / plain baseline", "MongoDB commands per line", "router peak memory"} {
+		if !strings.Contains(table.String(), row) {
+			t.Fatalf("table has no %q:\n%s", row, table.String())
+		}
+	}
+	if err := res.WriteJSON(filepath.Join(t.TempDir(), "bench.json")); err != nil {
+		t.Fatal(err)
+	}
+}
