@@ -98,7 +98,23 @@ func TestDashboardInBrowser(t *testing.T) {
 	getJSON(t, base+"orders?limit=1", &page)
 	order := page.Orders[0]
 
+	// The server samples its counters every two seconds; wait for a few
+	// samples so that the page has a chart to draw.
+	var stats struct {
+		History []json.RawMessage `json:"history"`
+	}
+	for deadline := time.Now().Add(20 * time.Second); len(stats.History) < 3 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		getJSON(t, base+"stats", &stats)
+	}
+
 	dom := render(t, browser, fmt.Sprintf("%s#order=%d", base, order.ID))
+	// The throughput chart is drawn from the server's history at once.
+	if m := regexp.MustCompile(`<canvas id="chart"[^>]*data-points="(\d+)"`).FindStringSubmatch(dom); m == nil || number(t, m[1]) < 2 {
+		t.Errorf("chart drawn with %v points, from %d samples", m, len(stats.History))
+	}
+	if rate := textOf(t, dom, "stage-routed-rate"); !regexp.MustCompile(`^[\d,.]+ lines/s here$`).MatchString(rate) {
+		t.Errorf("routed rate shows %q", rate)
+	}
 	for _, st := range status.Stages {
 		if got := number(t, textOf(t, dom, "stage-"+string(st)+"-count")); got != sum.LinesByStage[st] {
 			t.Errorf("page shows %d lines %s, the API %d", got, st, sum.LinesByStage[st])

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/orderflow/orderflow/embedded"
@@ -53,7 +54,7 @@ func Demo(ctx context.Context, cfg *Config, opts DemoOptions) error {
 		}
 		defer k.Close()
 		cfg.Kafka.Brokers = k.Brokers()
-		started = append(started, fmt.Sprintf("Kafka-protocol broker (kfake)   %s   data in %s", strings.Join(k.Brokers(), ","), dir))
+		started = append(started, fmt.Sprintf("Kafka-protocol broker (kfake)\t%s\tdata in %s", strings.Join(k.Brokers(), ","), dir))
 	}
 	if cfg.MongoDB.URI == "" {
 		dir := filepath.Join(opts.DataDir, "mongo")
@@ -63,7 +64,7 @@ func Demo(ctx context.Context, cfg *Config, opts DemoOptions) error {
 		}
 		defer m.Close()
 		cfg.MongoDB.URI = m.URI()
-		started = append(started, fmt.Sprintf("MongoDB-wire server (FerretDB)  %s   data in %s", m.URI(), dir))
+		started = append(started, fmt.Sprintf("MongoDB-wire server (FerretDB)\t%s\tdata in %s", m.URI(), dir))
 	}
 
 	if cfg.HTTP.Listen != "" {
@@ -98,7 +99,8 @@ func Demo(ctx context.Context, cfg *Config, opts DemoOptions) error {
 
 	fmt.Fprintf(out, "generating %d orders\n", opts.Orders)
 	bar := progress.New(out, "generate", opts.Orders, opts.TTY)
-	res, err := Generate(ctx, cfg, GenerateOptions{Orders: opts.Orders, Rate: opts.Rate, Logger: log, Progress: bar.Set})
+	res, err := Generate(ctx, cfg, GenerateOptions{Orders: opts.Orders, Rate: opts.Rate, Logger: log, Progress: bar.Set,
+		OnStatusWrite: pipeline.Metrics().OnStatusWrite})
 	bar.Finish()
 	if err != nil {
 		stop()
@@ -109,20 +111,22 @@ func Demo(ctx context.Context, cfg *Config, opts DemoOptions) error {
 	took := time.Since(res.StartedAt)
 	printSummary(out, res, orders, took)
 	fmt.Fprintln(out, "\nstarted:")
+	tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
 	for _, s := range started {
-		fmt.Fprintln(out, "  "+s)
+		fmt.Fprintln(tw, "  "+s)
 	}
 	if url := pipeline.HTTPURL(); url != "" {
-		fmt.Fprintf(out, "  dashboard and order API           %s  (metrics at %smetrics)\n", url, url)
+		fmt.Fprintf(tw, "  dashboard and order API\t%s\tmetrics at %smetrics\n", url, url)
 	}
 	if len(started) == 0 {
-		fmt.Fprintln(out, "  nothing else: the configured Kafka and MongoDB were used")
+		fmt.Fprintln(tw, "  nothing else: the configured Kafka and MongoDB were used")
 	}
 	for _, p := range cfg.Delivery.Partners {
 		if p.Sink.Type == "dir" {
-			fmt.Fprintf(out, "  partner %-28s files in %s\n", p.Name, p.Sink.Path)
+			fmt.Fprintf(tw, "  partner %s\t\tfiles in %s\n", p.Name, p.Sink.Path)
 		}
 	}
+	tw.Flush()
 	fmt.Fprintf(out, "\ncheck an order: orderflow status --brokers %s --mongodb-uri %s %d\n",
 		strings.Join(cfg.Kafka.Brokers, ","), cfg.MongoDB.URI, res.FirstID)
 	if waitErr == nil && opts.Final != nil {

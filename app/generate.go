@@ -31,6 +31,10 @@ type GenerateOptions struct {
 	Logger *slog.Logger
 	// Progress, when set, is called after each order with the count so far.
 	Progress func(done int)
+	// OnStatusWrite, when set, sees every status write, as
+	// status.RecorderConfig.OnWrite: the demo counts the generator's lines in
+	// its metrics with it.
+	OnStatusWrite func(recs []status.Record, took time.Duration, err error)
 }
 
 // GenerateResult describes what a generator run published.
@@ -79,6 +83,7 @@ func Generate(ctx context.Context, cfg *Config, opts GenerateOptions) (res Gener
 	}
 	recorder, err := status.NewRecorder(m.DB.Collection(status.Collection), status.RecorderConfig{
 		MaxBatch: cfg.Status.MaxBatch, WriteTimeout: cfg.Status.WriteTimeout.Duration, Logger: log, Retry: true,
+		OnWrite: opts.OnStatusWrite,
 	})
 	if err != nil {
 		return res, err

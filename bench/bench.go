@@ -69,24 +69,28 @@ type Options struct {
 
 // Result holds every figure of a run.
 type Result struct {
-	Machine     string      `json:"machine"`
-	Servers     string      `json:"servers"`
-	Client      string      `json:"client"`
-	Partitions  int         `json:"partitions"`
-	Lines       int         `json:"lines"`
-	StartedAt   string      `json:"started_at"`
-	CeilingLPS  float64     `json:"ceiling_lines_per_s"`
-	Pipeline    RunFigures  `json:"pipeline"`
-	HalfRate    *RunFigures `json:"half_rate,omitempty"`
-	Small       *RunFigures `json:"small,omitempty"`
-	BaselineLPS float64     `json:"baseline_lines_per_s"`
+	Machine    string  `json:"machine"`
+	Servers    string  `json:"servers"`
+	Client     string  `json:"client"`
+	Partitions int     `json:"partitions"`
+	Lines      int     `json:"lines"`
+	StartedAt  string  `json:"started_at"`
+	CeilingLPS float64 `json:"ceiling_lines_per_s"`
+	// RouterOnlyLPS is the Watermill Router alone: three hops of handlers
+	// that do nothing, over memory instead of a broker.
+	RouterOnlyLPS float64     `json:"router_only_lines_per_s"`
+	Pipeline      RunFigures  `json:"pipeline"`
+	HalfRate      *RunFigures `json:"half_rate,omitempty"`
+	Small         *RunFigures `json:"small,omitempty"`
+	BaselineLPS   float64     `json:"baseline_lines_per_s"`
 	// BaselineLines is how many lines the baseline got through.
 	BaselineLines        int     `json:"baseline_lines"`
 	BaselineCommandsLine float64 `json:"baseline_mongodb_commands_per_line"`
 	// Ratios.
-	PipelineOverCeiling  float64 `json:"pipeline_over_ceiling"`
-	PipelineOverBaseline float64 `json:"pipeline_over_baseline"`
-	LargeOverSmall       float64 `json:"large_over_small_throughput,omitempty"`
+	PipelineOverCeiling   float64 `json:"pipeline_over_ceiling"`
+	RouterOnlyOverCeiling float64 `json:"router_only_over_ceiling"`
+	PipelineOverBaseline  float64 `json:"pipeline_over_baseline"`
+	LargeOverSmall        float64 `json:"large_over_small_throughput,omitempty"`
 }
 
 // RunFigures are the figures of one pipeline run.
@@ -173,6 +177,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("ceiling: %w", err)
 	}
 	say("  %.0f lines/s", res.CeilingLPS)
+
+	say("Watermill Router alone: %d lines through three hops of handlers that do nothing, no broker", opts.Lines)
+	if res.RouterOnlyLPS, err = routerOnly(ctx, opts.Lines, opts.Partitions); err != nil {
+		return nil, err
+	}
+	say("  %.0f lines/s", res.RouterOnlyLPS)
+	res.RouterOnlyOverCeiling = res.RouterOnlyLPS / res.CeilingLPS
 
 	say("pipeline: %d lines, generate to routed", opts.Lines)
 	if res.Pipeline, err = b.pipeline(ctx, opts.Lines, 0); err != nil {

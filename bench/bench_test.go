@@ -41,8 +41,8 @@ func TestBenchSmall(t *testing.T) {
 	}
 	p := res.Pipeline
 	switch {
-	case res.CeilingLPS <= 0 || p.LinesPerSecond <= 0 || res.BaselineLPS <= 0:
-		t.Fatalf("throughputs %v %v %v", res.CeilingLPS, p.LinesPerSecond, res.BaselineLPS)
+	case res.CeilingLPS <= 0 || res.RouterOnlyLPS <= 0 || p.LinesPerSecond <= 0 || res.BaselineLPS <= 0:
+		t.Fatalf("throughputs %v %v %v %v", res.CeilingLPS, res.RouterOnlyLPS, p.LinesPerSecond, res.BaselineLPS)
 	case p.Lines < 2000 || p.NotFinal != 0:
 		t.Fatalf("pipeline run: %+v", p)
 	case p.CommandsPerLine <= 0 || p.CommandsPerLine > 1:
@@ -56,7 +56,7 @@ func TestBenchSmall(t *testing.T) {
 	}
 	var table bytes.Buffer
 	res.Print(&table)
-	for _, row := range []string{"pipeline / ceiling", "pipeline / plain baseline", "MongoDB commands per line", "router peak memory"} {
+	for _, row := range []string{"pipeline / ceiling", "Router alone / ceiling", "pipeline / plain baseline", "MongoDB commands per line", "router peak memory"} {
 		if !strings.Contains(table.String(), row) {
 			t.Fatalf("table has no %q:\n%s", row, table.String())
 		}

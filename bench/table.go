@@ -28,6 +28,10 @@ func (r *Result) Print(w io.Writer) {
 	row("figure", "value", "goal", "")
 	row(strings.Repeat("-", 44), strings.Repeat("-", 26), strings.Repeat("-", 14), "------")
 	row("ceiling: raw Kafka, 3 hops", group(int(r.CeilingLPS))+" lines/s", "", "")
+	if r.RouterOnlyLPS > 0 {
+		row("Watermill Router alone, 3 hops, no broker", group(int(r.RouterOnlyLPS))+" lines/s", "", "")
+		row("Router alone / ceiling", fmt.Sprintf("%.3f", r.RouterOnlyOverCeiling), "", "(bounds the next ratio)")
+	}
 	row("pipeline: generate to routed", group(int(p.LinesPerSecond))+" lines/s", "", "")
 	row("pipeline / ceiling", fmt.Sprintf("%.3f", r.PipelineOverCeiling), fmt.Sprintf(">= %.1f", Goals.PipelineOverCeiling), check(r.PipelineOverCeiling >= Goals.PipelineOverCeiling))
 	if r.BaselineLPS > 0 {

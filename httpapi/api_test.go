@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/orderflow/orderflow/status"
 )
 
@@ -157,5 +159,38 @@ func TestHealthAndDashboard(t *testing.T) {
 	}
 	if code := get(t, base+"nope", nil); code != 404 {
 		t.Fatalf("unknown path %d", code)
+	}
+}
+
+// TestStatsHistory checks that /stats carries the sampled history, and that
+// the history keeps only the chart's window.
+func TestStatsHistory(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	lines := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "orderflow_lines_total"}, []string{"handler", "status"})
+	reg.MustRegister(lines)
+	lines.WithLabelValues("route", "routed").Add(7)
+	lines.WithLabelValues("validate", "routed").Add(3) // summed over handlers
+	s, err := Start(Config{Listen: "127.0.0.1:0", Orders: &memOrders{}, Gatherer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	var st stats
+	deadline := time.Now().Add(10 * time.Second)
+	for len(st.History) == 0 && time.Now().Before(deadline) {
+		get(t, s.URL()+"stats", &st)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(st.History) == 0 || st.History[0].Lines["routed"] != 10 {
+		t.Fatalf("history %+v", st.History)
+	}
+
+	var h history
+	for i := range 1000 {
+		h.add(stats{At: time.Unix(int64(i), 0)})
+	}
+	got := h.list()
+	if want := int(sampleWindow/sampleEvery) + 1; len(got) != want || !got[len(got)-1].At.Equal(time.Unix(999, 0)) {
+		t.Fatalf("kept %d samples ending %v, want the newest %d", len(got), got[len(got)-1].At, want)
 	}
 }

@@ -42,6 +42,10 @@ type Server struct {
 	ln   net.Listener
 	done chan struct{}
 	snap snapshot
+	// history is sampled in the background while the server runs.
+	history     history
+	stopSamples context.CancelFunc
+	sampled     chan struct{}
 }
 
 // Start listens and serves in the background until Close.
@@ -56,7 +60,15 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
-	s := &Server{cfg: cfg, ln: ln, done: make(chan struct{})}
+	s := &Server{cfg: cfg, ln: ln, done: make(chan struct{}), sampled: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopSamples = cancel
+	go func() {
+		defer close(s.sampled)
+		if cfg.Orders != nil {
+			s.sampleStats(ctx)
+		}
+	}()
 	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(s.done)
@@ -75,6 +87,8 @@ func (s *Server) URL() string { return "http://" + s.Addr() + "/" }
 
 // Close stops the server, letting requests in progress finish within ctx.
 func (s *Server) Close(ctx context.Context) error {
+	s.stopSamples()
+	<-s.sampled
 	err := s.srv.Shutdown(ctx)
 	<-s.done
 	if err != nil {

@@ -1,8 +1,11 @@
 package httpapi
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -17,15 +20,87 @@ type stats struct {
 	Poisoned   float64                       `json:"poisoned"`
 	Deliveries float64                       `json:"deliveries"`
 	Lag        float64                       `json:"consumer_lag"`
+	// History is this process's line counts over the last minutes, oldest
+	// first, so that a dashboard opened now draws its rates at once.
+	History []sample `json:"history"`
+}
+
+// sample is what this process had counted at a moment.
+type sample struct {
+	At    time.Time          `json:"at"`
+	Lines map[string]float64 `json:"lines"` // status -> records, over all handlers
+}
+
+const (
+	// sampleEvery and sampleWindow shape the history: a sample every two
+	// seconds over the five minutes the dashboard's chart shows.
+	sampleEvery  = 2 * time.Second
+	sampleWindow = 5 * time.Minute
+)
+
+// history is a bounded list of samples, oldest first.
+type history struct {
+	mu      sync.Mutex
+	samples []sample
+}
+
+func (h *history) add(st stats) {
+	smp := sample{At: st.At, Lines: map[string]float64{}}
+	for _, byStatus := range st.Lines {
+		for status, n := range byStatus {
+			smp.Lines[status] += n
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.samples = append(h.samples, smp)
+	if drop := len(h.samples) - int(sampleWindow/sampleEvery) - 1; drop > 0 {
+		h.samples = append(h.samples[:0], h.samples[drop:]...)
+	}
+}
+
+func (h *history) list() []sample {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]sample{}, h.samples...)
+}
+
+// sampleStats records this process's counts every sampleEvery until ctx
+// ends.
+func (s *Server) sampleStats(ctx context.Context) {
+	t := time.NewTicker(sampleEvery)
+	defer t.Stop()
+	for {
+		if st, err := s.gather(); err == nil {
+			s.history.add(st)
+		} else {
+			s.cfg.Logger.Warn("sample metrics", "error", err)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func (s *Server) getStats(w http.ResponseWriter, _ *http.Request) {
+	st, err := s.gather()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	st.History = s.history.list()
+	writeJSON(w, http.StatusOK, st)
+}
+
+// gather reads this process's counts from its metrics.
+func (s *Server) gather() (stats, error) {
 	st := stats{At: time.Now(), Lines: map[string]map[string]float64{}}
 	if s.cfg.Gatherer != nil {
 		families, err := s.cfg.Gatherer.Gather()
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, "gather metrics: %v", err)
-			return
+			return st, fmt.Errorf("gather metrics: %w", err)
 		}
 		for _, f := range families {
 			for _, m := range f.GetMetric() {
@@ -49,7 +124,7 @@ func (s *Server) getStats(w http.ResponseWriter, _ *http.Request) {
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, st)
+	return st, nil
 }
 
 func label(m *dto.Metric, name string) string {

@@ -70,7 +70,7 @@ func (g *Generator) Order(id int64) Order {
 	o := Order{
 		ID:        id,
 		Time:      FormatTime(g.now()),
-		IPAddress: g.ip(),
+		IPAddress: g.ip(id),
 		Products:  make([]Product, n),
 	}
 	for i := range o.Products {
@@ -91,8 +91,8 @@ func (g *Generator) Order(id int64) Order {
 // ip draws a fraud IP for the configured share of orders, and otherwise a
 // public unicast IPv4 address that is not on the fraud list, so that only the
 // intended orders are rejected.
-func (g *Generator) ip() string {
-	if g.fraudShare > 0 && g.rng.Float64() < g.fraudShare {
+func (g *Generator) ip(id int64) string {
+	if FraudID(id, g.fraudShare) {
 		return pick(g.rng, g.catalog.FraudIPs)
 	}
 	for {
@@ -107,6 +107,18 @@ func (g *Generator) ip() string {
 			return s
 		}
 	}
+}
+
+// FraudID reports whether the order with this id gets a fraud IP at the
+// given share. The choice is spread evenly over ids rather than drawn at
+// random, so any run of n consecutive ids holds the share's n*share orders,
+// rounded either way: a small demo always shows some rejections, and a run's
+// rejections are the same whichever worker drew which id.
+func FraudID(id int64, share float64) bool {
+	if share <= 0 {
+		return false
+	}
+	return math.Floor(float64(id)*share) != math.Floor(float64(id-1)*share)
 }
 
 func pick[T any](rng *rand.Rand, from []T) T { return from[rng.IntN(len(from))] }

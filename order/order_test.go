@@ -158,8 +158,32 @@ func TestGeneratorProducesValidOrders(t *testing.T) {
 			t.Fatalf("no order with %d products in %d orders: %v", k, n, seenCounts)
 		}
 	}
-	if share := float64(fraudCount) / n; share < 0.08 || share > 0.12 {
-		t.Fatalf("fraud share %.3f, want about 0.10", share)
+	if fraudCount != n/10 {
+		t.Fatalf("%d fraud orders in %d, want exactly %d at share 0.1", fraudCount, n, n/10)
+	}
+}
+
+func TestFraudIDSpreadsTheShare(t *testing.T) {
+	for _, share := range []float64{0.03, 0.1, 0.5, 1} {
+		// Any window of consecutive ids, wherever it starts, holds the
+		// share of fraud ids rounded down or up.
+		for _, start := range []int64{1, 17, 1_000_003} {
+			for _, n := range []int64{1, 34, 120, 1000} {
+				got := 0
+				for id := start; id < start+n; id++ {
+					if FraudID(id, share) {
+						got++
+					}
+				}
+				want := float64(n) * share
+				if float64(got) < math.Floor(want) || float64(got) > math.Ceil(want) {
+					t.Errorf("share %v, ids %d..%d: %d fraud, want %v rounded", share, start, start+n-1, got, want)
+				}
+			}
+		}
+	}
+	if FraudID(5, 0) {
+		t.Error("share 0 marked an id")
 	}
 }
 
