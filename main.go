@@ -169,6 +169,20 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// connect loads the configuration and connects to its MongoDB, for the
+// commands that only read or write there.
+func (c *common) connect() (*app.Config, *app.Mongo, error) {
+	cfg, _, err := c.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := app.ConnectMongo(cfg.MongoDB)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, m, nil
+}
+
 // load reads the configuration the flags point at, with the environment and
 // then the flags on top.
 func (c *common) load() (*app.Config, string, error) {
@@ -331,11 +345,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		ids = append(ids, id)
 	}
-	cfg, _, err := c.load()
-	if err != nil {
-		return err
-	}
-	m, err := app.ConnectMongo(cfg.MongoDB)
+	cfg, m, err := c.connect()
 	if err != nil {
 		return err
 	}
@@ -414,11 +424,7 @@ func cmdMetadataLoad(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err // names the file and line; nothing was written
 	}
-	cfg, _, err := c.load()
-	if err != nil {
-		return err
-	}
-	m, err := app.ConnectMongo(cfg.MongoDB)
+	_, m, err := c.connect()
 	if err != nil {
 		return err
 	}
