@@ -111,8 +111,8 @@ func (g *Generator) ip(id int64) string {
 
 // FraudID reports whether the order with this id gets a fraud IP at the
 // given share. The choice is spread evenly over ids rather than drawn at
-// random, so any run of n consecutive ids holds the share's n*share orders,
-// rounded either way: a small demo always shows some rejections, and a run's
+// random, so any run of n consecutive ids holds n*share fraud orders,
+// rounded down or up: a small demo always shows some rejections, and a run's
 // rejections are the same whichever worker drew which id.
 func FraudID(id int64, share float64) bool {
 	if share <= 0 {
