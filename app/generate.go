@@ -44,7 +44,6 @@ type GenerateResult struct {
 	FirstID   int64
 	LastID    int64
 	IDs       []int64
-	Rejects   int // orders given an IP from the fraud list
 	StartedAt time.Time
 	Took      time.Duration
 	// MongoCommands is the number of MongoDB commands the run sent.
@@ -96,11 +95,7 @@ func Generate(ctx context.Context, cfg *Config, opts GenerateOptions) (res Gener
 	defer kpub.Close()
 	pub := &status.Publisher{Next: kpub, Writer: recorder, Status: status.Generated, Context: ctx}
 	ids := &idBlocks{seq: metastore.NewSequence(m.DB)}
-	fraudIPs := map[string]bool{}
 	catalog := snap.Catalog()
-	for _, ip := range catalog.FraudIPs {
-		fraudIPs[ip] = true
-	}
 
 	var pace <-chan time.Time
 	if opts.Rate > 0 {
@@ -150,9 +145,6 @@ func Generate(ctx context.Context, cfg *Config, opts GenerateOptions) (res Gener
 						res.Orders++
 						res.Lines += len(o.Products)
 						res.IDs = append(res.IDs, o.ID)
-						if fraudIPs[o.IPAddress] {
-							res.Rejects++
-						}
 					}
 					mu.Unlock()
 					if n := published.Add(int64(len(orders))); opts.Progress != nil {
