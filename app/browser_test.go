@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/internal/testenv"
+	"github.com/orderflow/orderflow/metastore"
 	"github.com/orderflow/orderflow/status"
 )
 
@@ -142,6 +143,18 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	if got := textOf(t, dom, "ready"); got != "ready" {
 		t.Errorf("readiness shows %q", got)
+	}
+	// The metadata panel shows what the router's snapshot holds.
+	ds, err := metastore.SampleDataset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMeta := fmt.Sprintf("%d fraud IPs, %d locations, %d products", len(ds.FraudIPs), len(ds.Locations), len(ds.Products))
+	if got := textOf(t, dom, "metadata-entries"); got != wantMeta {
+		t.Errorf("metadata panel shows %q, want %q", got, wantMeta)
+	}
+	if got := textOf(t, dom, "metadata-loaded"); !strings.HasPrefix(got, "(read ") {
+		t.Errorf("metadata panel shows read time %q", got)
 	}
 	dom = render(t, browser, base+"#order=nonsense")
 	if msg := textOf(t, dom, "lookup-error"); !strings.Contains(msg, "not a positive integer") {

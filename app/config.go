@@ -100,8 +100,18 @@ type MongoConfig struct {
 
 // MetadataConfig configures the in-memory metadata cache.
 type MetadataConfig struct {
-	RefreshInterval     Duration `yaml:"refresh_interval"`
+	// RefreshInterval re-reads the metadata in the background, for edits
+	// made by hand.
+	RefreshInterval Duration `yaml:"refresh_interval"`
+	// MissRefreshInterval: a lookup miss waits for a read begun after it,
+	// at most one such read per interval.
 	MissRefreshInterval Duration `yaml:"miss_refresh_interval"`
+	// VersionPollInterval: how often routers check whether `metadata load`
+	// ran; a load reaches them within it.
+	VersionPollInterval Duration `yaml:"version_poll_interval"`
+	// UnknownReferenceGrace: how long a line whose location or product is
+	// missing waits for it before it is poisoned as unknown_reference.
+	UnknownReferenceGrace Duration `yaml:"unknown_reference_grace"`
 }
 
 // StatusConfig configures the status recorder.
@@ -392,6 +402,8 @@ func (c *Config) setDefaults() {
 	defDur(&c.MongoDB.Timeout, 10*time.Second)
 	defDur(&c.Metadata.RefreshInterval, 30*time.Second)
 	defDur(&c.Metadata.MissRefreshInterval, time.Second)
+	defDur(&c.Metadata.VersionPollInterval, 250*time.Millisecond)
+	defDur(&c.Metadata.UnknownReferenceGrace, 10*time.Second)
 	defInt(&c.Status.MaxBatch, 4000)
 	defDur(&c.Status.WriteTimeout, 10*time.Second)
 	defDur(&c.Router.CloseTimeout, 30*time.Second)
@@ -545,6 +557,9 @@ func (c *Config) validate(p *problems) {
 	if c.MongoDB.Database == "" {
 		p.add("mongodb.database", "is empty")
 	}
+	if c.Metadata.VersionPollInterval.Duration == 0 && c.Metadata.VersionPollInterval.raw != "" {
+		p.add("metadata.version_poll_interval", "must be positive")
+	}
 	if c.Status.MaxBatch < 1 {
 		p.add("status.max_batch", "must be at least 1")
 	}
@@ -673,6 +688,16 @@ func (c *Config) validateHandlers(p *problems) {
 		}
 		if !h.Status.IsStage() {
 			p.add(at+".status", "%q is not one of %v", h.Status, status.Stages)
+		}
+		// A line waiting out the grace must not be cut by the timeout: it
+		// would be redelivered, never poisoned. A handler may look up two
+		// ids, each with its grace.
+		grace := c.Metadata.UnknownReferenceGrace.Duration
+		for _, m := range c.StackFor(h) {
+			if m.Timeout != nil && m.Timeout.Duration.Duration > 0 && m.Timeout.Duration.Duration <= 2*grace {
+				p.add(at+".middleware", "handler %q: its timeout (%v) must be over twice metadata.unknown_reference_grace (%v); raise the timeout or lower the grace",
+					h.Name, m.Timeout.Duration.Duration, grace)
+			}
 		}
 		if ok {
 			switch {

@@ -117,9 +117,12 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 		return nil, fmt.Errorf("prepare order status collection: %w", err)
 	}
 	p.cache, err = metastore.NewCache(metastore.NewStore(p.mongo.DB), metastore.CacheConfig{
-		RefreshInterval:     cfg.Metadata.RefreshInterval.Duration,
-		MissRefreshInterval: cfg.Metadata.MissRefreshInterval.Duration,
-		Logger:              log,
+		RefreshInterval:       cfg.Metadata.RefreshInterval.Duration,
+		MissRefreshInterval:   cfg.Metadata.MissRefreshInterval.Duration,
+		VersionPollInterval:   cfg.Metadata.VersionPollInterval.Duration,
+		UnknownReferenceGrace: cfg.Metadata.UnknownReferenceGrace.Duration,
+		Stopping:              p.stopping,
+		Logger:                log,
 	})
 	if err != nil {
 		return nil, err
@@ -127,9 +130,10 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 	if err := p.cache.Load(ctx); err != nil {
 		return nil, fmt.Errorf("load metadata: %w", err)
 	}
-	if f, l, pr := p.cache.Snapshot().Counts(); f+l+pr == 0 {
-		log.Warn("the metadata collections are empty: every line will fail; run `orderflow metadata load`")
+	if err := p.cache.Ready(); err != nil {
+		log.Warn("not ready until the metadata is loaded: lines wait up to metadata.unknown_reference_grace for it", "reason", err)
 	}
+	p.metrics.Registry.MustRegister(metastore.NewCollector(p.cache))
 	p.recorder, err = status.NewRecorder(events, status.RecorderConfig{
 		MaxBatch:     cfg.Status.MaxBatch,
 		WriteTimeout: cfg.Status.WriteTimeout.Duration,
@@ -422,8 +426,8 @@ func (p *Pipeline) HTTPURL() string {
 // Metrics returns the process's metrics.
 func (p *Pipeline) Metrics() *metrics.Metrics { return p.metrics }
 
-// ready reports whether the process can work: the router runs, and the
-// broker and MongoDB answer.
+// ready reports whether the process can work: the router runs, the broker
+// and MongoDB answer, and the metadata is loaded.
 func (p *Pipeline) ready(ctx context.Context) error {
 	if p.closing.Load() {
 		return errors.New("shutting down")
@@ -437,7 +441,7 @@ func (p *Pipeline) ready(ctx context.Context) error {
 	if err := p.mongo.Client.Ping(ctx, nil); err != nil {
 		return fmt.Errorf("mongodb: %w", err)
 	}
-	return nil
+	return p.cache.Ready()
 }
 
 // lagCollector reports the consumer lag of the process's subscribers.

@@ -20,9 +20,19 @@ type stats struct {
 	Poisoned   float64                       `json:"poisoned"`
 	Deliveries float64                       `json:"deliveries"`
 	Lag        float64                       `json:"consumer_lag"`
+	// Metadata is what this process's metadata snapshot holds.
+	Metadata metadataStats `json:"metadata"`
 	// History is this process's line counts over the last minutes, oldest
 	// first, so that a dashboard opened now draws its rates at once.
 	History []sample `json:"history"`
+}
+
+// metadataStats describes the metadata snapshot: when it was read, its
+// version and the entries of each collection.
+type metadataStats struct {
+	LoadedAt *time.Time         `json:"loaded_at,omitempty"`
+	Version  float64            `json:"version"`
+	Entries  map[string]float64 `json:"entries"`
 }
 
 // sample is what this process had counted at a moment.
@@ -96,7 +106,7 @@ func (s *Server) getStats(w http.ResponseWriter, _ *http.Request) {
 
 // gather reads this process's counts from its metrics.
 func (s *Server) gather() (stats, error) {
-	st := stats{At: time.Now(), Lines: map[string]map[string]float64{}}
+	st := stats{At: time.Now(), Lines: map[string]map[string]float64{}, Metadata: metadataStats{Entries: map[string]float64{}}}
 	if s.cfg.Gatherer != nil {
 		families, err := s.cfg.Gatherer.Gather()
 		if err != nil {
@@ -120,6 +130,13 @@ func (s *Server) gather() (stats, error) {
 					st.Deliveries += v
 				case "orderflow_consumer_lag":
 					st.Lag += v
+				case "orderflow_metadata_entries":
+					st.Metadata.Entries[label(m, "collection")] = v
+				case "orderflow_metadata_version":
+					st.Metadata.Version = v
+				case "orderflow_metadata_loaded_timestamp_seconds":
+					t := time.Unix(0, int64(v*1e9))
+					st.Metadata.LoadedAt = &t
 				}
 			}
 		}

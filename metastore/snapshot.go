@@ -17,8 +17,12 @@ type Snapshot struct {
 	fraud     map[string]struct{}
 	locations map[int64]string
 	products  map[int64]Product
-	// LoadedAt is when the snapshot was read.
-	LoadedAt time.Time
+	// StartedAt is when the reads of this snapshot began: it holds every
+	// change made before then. LoadedAt is when they ended.
+	StartedAt, LoadedAt time.Time
+	// Version is the metadata version read before the collections (see
+	// VersionCollection).
+	Version int64
 	// Skipped counts stored documents that were unusable (a missing name, a
 	// string id), with the first few problems, so they can be reported.
 	Skipped  int
@@ -31,8 +35,9 @@ func NewSnapshot(fraudIPs []string, locations []Location, products []Product) *S
 		fraud:     make(map[string]struct{}, len(fraudIPs)),
 		locations: make(map[int64]string, len(locations)),
 		products:  make(map[int64]Product, len(products)),
-		LoadedAt:  time.Now(),
+		StartedAt: time.Now(),
 	}
+	s.LoadedAt = s.StartedAt
 	for _, ip := range fraudIPs {
 		if c, err := CanonicalIP(ip); err == nil {
 			s.fraud[c] = struct{}{}
@@ -92,13 +97,20 @@ func (s *Snapshot) Catalog() order.Catalog {
 // them at once costs three queries however many messages use them.
 func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	snap := NewSnapshot(nil, nil, nil)
+	// The version first: a load that lands during the reads raises it past
+	// this one, and the next poll reads again.
+	v, err := s.Version(ctx)
+	if err != nil {
+		return nil, err
+	}
+	snap.Version = v
 	skip := func(coll string, err error) {
 		snap.Skipped++
 		if len(snap.Problems) < 5 {
 			snap.Problems = append(snap.Problems, coll+": "+err.Error())
 		}
 	}
-	err := eachDoc(ctx, s.db.Collection(FraudIPCollection), func(f map[string]any) {
+	err = eachDoc(ctx, s.db.Collection(FraudIPCollection), func(f map[string]any) {
 		ip, err := stringField(f, "ip_address")
 		if err == nil {
 			ip, err = CanonicalIP(ip)

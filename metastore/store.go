@@ -46,8 +46,10 @@ type ApplyCounts struct {
 	Inserted, Updated, Unchanged int
 }
 
-// Apply writes a dataset. It is idempotent: a document already stored with the
-// same values is left alone, a changed one is replaced, a new one inserted.
+// Apply writes a dataset, then raises the metadata version so that running
+// routers re-read it at once (see VersionCollection). It is idempotent: a
+// document already stored with the same values is left alone, a changed one
+// is replaced, a new one inserted.
 // Reading the existing documents first keeps the write path insert-only in
 // the common case, which matters on servers where updates are slow.
 func (s *Store) Apply(ctx context.Context, ds Dataset) (ApplyResult, error) {
@@ -91,6 +93,11 @@ func (s *Store) Apply(ctx context.Context, ds Dataset) (ApplyResult, error) {
 			return res, err
 		}
 		res[ProductCollection] = c
+	}
+	// Even a load that changed nothing announces itself: it is how a user
+	// asks running routers to read what was edited by hand.
+	if err := s.BumpVersion(ctx); err != nil {
+		return res, err
 	}
 	return res, nil
 }

@@ -2,6 +2,7 @@ package metastore
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/orderflow/orderflow/failure"
 	"github.com/orderflow/orderflow/internal/tcpproxy"
 	"github.com/orderflow/orderflow/internal/testenv"
 )
@@ -97,44 +99,145 @@ func TestSnapshotReadsForeignDocumentsAndSkipsBadOnes(t *testing.T) {
 	}
 }
 
-func TestCacheRefreshesOnMissAtMostOncePerInterval(t *testing.T) {
+// runCache loads c and runs it until the test ends.
+func runCache(t *testing.T, ctx context.Context, c *Cache) {
+	t.Helper()
+	if err := c.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func TestCacheMissWaitsForASnapshotNewerThanTheMiss(t *testing.T) {
 	db := testenv.Database(t)
 	ctx := testenv.Context(t, time.Minute)
 	store := NewStore(db)
-	cache, err := NewCache(store, CacheConfig{RefreshInterval: time.Hour, MissRefreshInterval: 200 * time.Millisecond})
+	// No background refresh and no version poll: only misses refresh.
+	cache, err := NewCache(store, CacheConfig{RefreshInterval: time.Hour, VersionPollInterval: time.Hour, MissRefreshInterval: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cache.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok, err := cache.Product(ctx, 1234); ok || err != nil {
-		t.Fatalf("unknown product found: %v %v", ok, err)
-	}
+	runCache(t, ctx, cache)
+	// Added right after the first read, well inside the miss interval: the
+	// old cache answered "unknown" from the empty snapshot here.
 	ds, _ := Parse("p.json", strings.NewReader(`{"product_id":1234,"product_name":"late","route_id":3,"category":"Toys"}`))
 	if _, err := store.Apply(ctx, ds); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(250 * time.Millisecond)
-	// A product added after the last refresh is found on the next miss.
 	p, ok, err := cache.Product(ctx, 1234)
 	if err != nil || !ok || p.RouteID != 3 {
-		t.Fatalf("late product: %+v %v %v", p, ok, err)
+		t.Fatalf("product loaded before the miss: %+v %v %v", p, ok, err)
 	}
-	// Misses within the interval share one refresh.
-	before := cache.Snapshot()
+	// Concurrent misses share reads: at most one per interval.
+	reads := cache.reads.Load()
+	start := time.Now()
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cache.LocationName(ctx, 99)
+			if _, ok, err := cache.LocationName(ctx, 99); ok || err != nil {
+				t.Errorf("unknown location: %v %v", ok, err)
+			}
 		}()
 	}
 	wg.Wait()
-	after := cache.Snapshot()
-	if before != after && time.Since(before.LoadedAt) < 200*time.Millisecond {
-		t.Fatal("misses inside the interval refreshed again")
+	took := time.Since(start)
+	if n := cache.reads.Load() - reads; n < 1 || n > 1+int64(took/(300*time.Millisecond)) {
+		t.Fatalf("20 concurrent misses made %d reads in %v", n, took)
+	}
+}
+
+func TestCacheWaitsOutTheGraceForLateReferenceData(t *testing.T) {
+	db := testenv.Database(t)
+	ctx := testenv.Context(t, time.Minute)
+	store := NewStore(db)
+	const grace = 3 * time.Second
+	cache, err := NewCache(store, CacheConfig{RefreshInterval: time.Hour, VersionPollInterval: 50 * time.Millisecond,
+		MissRefreshInterval: 100 * time.Millisecond, UnknownReferenceGrace: grace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCache(t, ctx, cache)
+	found := make(chan error, 1)
+	go func() {
+		_, ok, err := cache.LocationName(ctx, 7)
+		if err == nil && !ok {
+			err = errors.New("location 7 not found")
+		}
+		found <- err
+	}()
+	time.Sleep(500 * time.Millisecond)
+	ds, _ := Parse("l.json", strings.NewReader(`{"location_id":7,"name":"late"}`))
+	if _, err := store.Apply(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	loaded := time.Now()
+	select {
+	case err := <-found:
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(loaded); d > time.Second {
+			t.Fatalf("the waiting lookup saw the load after %v", d)
+		}
+	case <-time.After(grace):
+		t.Fatal("a lookup waiting within its grace did not see the load")
+	}
+	// An id that never arrives is unknown once its grace is over, not before.
+	start := time.Now()
+	if _, ok, err := cache.LocationName(ctx, 8); ok || err != nil {
+		t.Fatalf("location 8: %v %v", ok, err)
+	}
+	if d := time.Since(start); d < grace || d > grace+2*time.Second {
+		t.Fatalf("unknown after %v, grace %v", d, grace)
+	}
+	// The grace runs from the id's first miss: a redelivered line does not
+	// wait it out again.
+	start = time.Now()
+	if _, ok, err := cache.LocationName(ctx, 8); ok || err != nil {
+		t.Fatalf("location 8 again: %v %v", ok, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("a second lookup of the same unknown id waited %v", d)
+	}
+}
+
+func TestCacheAppliesAMetadataLoadWithinThePollInterval(t *testing.T) {
+	db := testenv.Database(t)
+	ctx := testenv.Context(t, time.Minute)
+	store := NewStore(db)
+	cache, err := NewCache(store, CacheConfig{RefreshInterval: time.Hour, VersionPollInterval: 250 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCache(t, ctx, cache)
+	if err := cache.Ready(); err == nil || !strings.Contains(err.Error(), "fraud_ip") {
+		t.Fatalf("empty metadata ready: %v", err)
+	}
+	ds, err := SampleDataset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds.FraudIPs = append(ds.FraudIPs, Record[FraudIP]{Value: FraudIP{IPAddress: "203.0.113.9"}})
+	if _, err := store.Apply(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	loaded := time.Now()
+	for !cache.IsFraud("203.0.113.9") {
+		if time.Since(loaded) > time.Second {
+			t.Fatal("a new fraud IP was not applied within 1 s of the load")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cache.Ready(); err != nil {
+		t.Fatalf("loaded metadata not ready: %v", err)
 	}
 }
 
@@ -152,20 +255,17 @@ func TestCacheKeepsSnapshotWhenMongoIsGone(t *testing.T) {
 	if _, err := store.Apply(ctx, ds); err != nil {
 		t.Fatal(err)
 	}
-	cache, _ := NewCache(store, CacheConfig{MissRefreshInterval: time.Millisecond})
-	if err := cache.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
+	cache, _ := NewCache(store, CacheConfig{MissRefreshInterval: time.Millisecond, UnknownReferenceGrace: time.Minute})
+	runCache(t, ctx, cache)
 	proxy.Cut()
 	if _, ok, err := cache.Product(ctx, 1); !ok || err != nil {
 		t.Fatal("cached product lost while mongo is down")
 	}
-	time.Sleep(10 * time.Millisecond) // past MissRefreshInterval
-	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	short, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	_, ok, err := cache.Product(short, 2)
-	if ok || err == nil {
-		t.Fatalf("a miss while mongo is down must report the failed refresh, got ok=%v err=%v", ok, err)
+	if ok || !failure.IsUnavailable(err) || short.Err() != nil {
+		t.Fatalf("a miss while mongo is down must report the failed refresh as unavailable, got ok=%v err=%v", ok, err)
 	}
 	proxy.Restore()
 }
