@@ -350,7 +350,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer m.Close(context.Background())
-	reader := status.NewReader(m.DB.Collection(status.Collection), cfg.DeliveryEnabled())
+	reader := app.StatusReader(cfg, m.DB)
 	var orders []*status.Order
 	if len(ids) > 0 {
 		orders, err = reader.Orders(ctx, ids...)

@@ -118,6 +118,10 @@ type MetadataConfig struct {
 type StatusConfig struct {
 	MaxBatch     int      `yaml:"max_batch"`
 	WriteTimeout Duration `yaml:"write_timeout"`
+	// OpenOrderQuiet: an order whose lines come in the original system's
+	// format (no line count) is final once its lines seen are and none came
+	// for this long.
+	OpenOrderQuiet Duration `yaml:"open_order_quiet"`
 }
 
 // RouterConfig configures the Watermill router.
@@ -406,6 +410,7 @@ func (c *Config) setDefaults() {
 	defDur(&c.Metadata.UnknownReferenceGrace, 10*time.Second)
 	defInt(&c.Status.MaxBatch, 4000)
 	defDur(&c.Status.WriteTimeout, 10*time.Second)
+	defDur(&c.Status.OpenOrderQuiet, 10*time.Second)
 	defDur(&c.Router.CloseTimeout, 30*time.Second)
 	defDur(&c.HTTP.StuckAfter, 5*time.Minute)
 	defStr(&c.Log.Level, "info")

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
 	"github.com/orderflow/orderflow/delivery"
 	"github.com/orderflow/orderflow/internal/testenv"
 	"github.com/orderflow/orderflow/metastore"
@@ -287,6 +290,58 @@ func testEndToEnd(t *testing.T, client string) {
 	sum := status.Summarize(orders)
 	if sum.NotFinal != 0 || sum.ByStatus[status.Rejected] != rejected {
 		t.Errorf("summary %+v", sum)
+	}
+	checkOrderStatusView(t, ctx, m.DB, orders)
+}
+
+// checkOrderStatusView reads order_status as the original system's users do,
+// with plain queries, and checks it against the statuses from the records.
+func checkOrderStatusView(t *testing.T, ctx context.Context, db *mongo.Database, orders []*status.Order) {
+	t.Helper()
+	wait, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	wrong, err := status.WaitView(wait, db, orders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range wrong[:min(len(wrong), 10)] {
+		t.Error("order_status: " + w)
+	}
+	// find({"order_id": N}) prints the order's statuses, the current last.
+	for _, want := range []status.Status{status.Rejected, status.Delivered, status.Routed} {
+		i := slices.IndexFunc(orders, func(o *status.Order) bool { return o.Status == want })
+		if i < 0 {
+			continue
+		}
+		cur, err := db.Collection("order_status").Find(ctx, bson.D{{Key: "order_id", Value: orders[i].ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var docs []bson.M
+		if err := cur.All(ctx, &docs); err != nil {
+			t.Fatal(err)
+		}
+		if len(docs) < 2 || docs[0]["status"] != "generated" || docs[len(docs)-1]["status"] != string(want) {
+			t.Errorf("find({order_id: %d}) printed %v, want generated first and %s last", orders[i].ID, docs, want)
+		}
+	}
+	// find({"status": "rejected"}) lists the rejected orders with reasons.
+	cur, err := db.Collection("order_status").Find(ctx, bson.D{{Key: "status", Value: "rejected"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rejected []bson.M
+	if err := cur.All(ctx, &rejected); err != nil {
+		t.Fatal(err)
+	}
+	want := status.Summarize(orders).ByStatus[status.Rejected]
+	if len(rejected) != want {
+		t.Errorf("find({status: rejected}) gave %d documents, %d orders are rejected", len(rejected), want)
+	}
+	for _, d := range rejected {
+		if r, _ := d["reason"].(string); !strings.Contains(r, "fraud list") {
+			t.Errorf("rejected document without its reason: %v", d)
+		}
 	}
 }
 

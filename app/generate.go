@@ -80,9 +80,14 @@ func Generate(ctx context.Context, cfg *Config, opts GenerateOptions) (res Gener
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
+	if err := status.EnsureViewIndexes(ctx, m.DB); err != nil {
+		return res, err
+	}
 	recorder, err := status.NewRecorder(m.DB.Collection(status.Collection), status.RecorderConfig{
 		MaxBatch: cfg.Status.MaxBatch, WriteTimeout: cfg.Status.WriteTimeout.Duration, Logger: log, Retry: true,
 		OnWrite: opts.OnStatusWrite,
+		// Every line of an order is generated here: no stage stays partial.
+		View: status.NewView(m.DB, status.ViewConfig{Logger: log}),
 	})
 	if err != nil {
 		return res, err

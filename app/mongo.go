@@ -8,6 +8,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/orderflow/orderflow/status"
 )
 
 // Mongo is a connected MongoDB client and the pipeline's database.
@@ -71,4 +73,11 @@ func (m *Mongo) Close(ctx context.Context) error {
 		return fmt.Errorf("disconnect from mongodb: %w", err)
 	}
 	return nil
+}
+
+// StatusReader returns the order status reader the configuration describes.
+func StatusReader(cfg *Config, db *mongo.Database) *status.Reader {
+	r := status.NewReader(db.Collection(status.Collection), cfg.DeliveryEnabled())
+	r.OpenQuiet = cfg.Status.OpenOrderQuiet.Duration
+	return r
 }

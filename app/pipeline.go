@@ -55,6 +55,7 @@ type Pipeline struct {
 	pub      message.Publisher
 	recorder *status.Recorder
 	cache    *metastore.Cache
+	view     *status.View
 	reader   *status.Reader
 	handlers []string
 	metrics  *metrics.Metrics
@@ -83,9 +84,11 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 	if p.metrics == nil {
 		p.metrics = metrics.New()
 	}
+	// p is nil on an error return: release what was opened through a copy.
+	opened := p
 	defer func() {
 		if err != nil {
-			p.release()
+			opened.release()
 		}
 	}()
 	for _, name := range opts.Only {
@@ -134,17 +137,22 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 		log.Warn("not ready until the metadata is loaded: lines wait up to metadata.unknown_reference_grace for it", "reason", err)
 	}
 	p.metrics.Registry.MustRegister(metastore.NewCollector(p.cache))
+	if err := status.EnsureViewIndexes(ctx, p.mongo.DB); err != nil {
+		return nil, err
+	}
+	p.reader = StatusReader(cfg, p.mongo.DB)
+	p.view = status.NewView(p.mongo.DB, status.ViewConfig{Logger: log, Resolve: p.reader.Order})
 	p.recorder, err = status.NewRecorder(events, status.RecorderConfig{
 		MaxBatch:     cfg.Status.MaxBatch,
 		WriteTimeout: cfg.Status.WriteTimeout.Duration,
 		Logger:       log,
 		Retry:        true,
+		View:         p.view,
 		OnWrite:      p.metrics.OnStatusWrite,
 	})
 	if err != nil {
 		return nil, err
 	}
-	p.reader = status.NewReader(events, p.deliveryEnabled())
 	if p.pub, err = p.kafka.NewPublisher(); err != nil {
 		return nil, err
 	}
@@ -299,6 +307,7 @@ func (p *Pipeline) stack(h HandlerConfig, stack []Middleware) ([]message.Handler
 				ShuttingDown: p.closing.Load,
 				Logger:       p.log,
 				Describe:     describe,
+				OnPoison:     p.metrics.OnPoison,
 			})
 			if err != nil {
 				return nil, err
@@ -353,6 +362,11 @@ func (p *Pipeline) Run(ctx context.Context, running chan<- struct{}) error {
 	go func() {
 		defer wg.Done()
 		p.cache.Run(cacheCtx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.view.Run(cacheCtx)
 	}()
 	defer stopCache()
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
@@ -49,14 +48,14 @@ func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 			"correlation_id", wmmiddleware.MessageCorrelationID(msg), "error", err)
 		return nil, failure.Permanent(failure.InvalidInput, err)
 	}
-	ref.OrderID, ref.Line, ref.Lines = line.OrderID, line.LineIndex, line.LineCount
-	trace.SpanFromContext(msg.Context()).SetAttributes(attribute.Int64("orderflow.order_id", line.OrderID), attribute.Int("orderflow.line", line.LineIndex))
-	ref.Generated, _ = time.Parse(time.RFC3339Nano, line.Time) // validated by DecodeLine
+	ref.OrderID, ref.Line, ref.Lines = line.OrderID, line.Ident(), line.LineCount
+	trace.SpanFromContext(msg.Context()).SetAttributes(attribute.Int64("orderflow.order_id", line.OrderID), attribute.Int("orderflow.line", line.Ident()))
+	ref.Generated, _ = order.ParseTime(line.Time) // validated by DecodeLine
 	msg.SetContext(status.WithLine(msg.Context(), ref))
 
 	out, err := s.proc(msg.Context(), line)
 	if err != nil {
-		s.log.Warn("line failed", "order_id", line.OrderID, "line", line.LineIndex,
+		s.log.Warn("line failed", "order_id", line.OrderID, "line", line.Ident(),
 			"correlation_id", wmmiddleware.MessageCorrelationID(msg), "error", err)
 		return nil, err
 	}
@@ -67,7 +66,7 @@ func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 		if err := s.writer.Record(msg.Context(), rec); err != nil {
 			return nil, failure.Unavailable(fmt.Errorf("record rejection of order %d: %w", line.OrderID, err))
 		}
-		s.log.Info("line rejected", "order_id", line.OrderID, "line", line.LineIndex,
+		s.log.Info("line rejected", "order_id", line.OrderID, "line", line.Ident(),
 			"correlation_id", wmmiddleware.MessageCorrelationID(msg), "reason", out.Rejected)
 		return nil, nil
 	case out.Settled:

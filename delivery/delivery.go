@@ -18,6 +18,10 @@ import (
 // are routed to the partner. Its content depends only on the order, never on
 // when or how often it is delivered.
 type Document struct {
+	// Name names the delivery: the order id, or for a line of the original
+	// system's format (see order.Line.Open), order id and product id. Files
+	// and idempotency keys are named by it.
+	Name           string `json:"-"`
 	OrderID        int64  `json:"order_id"`
 	Partner        string `json:"partner"`
 	IdempotencyKey string `json:"idempotency_key"`
@@ -46,16 +50,21 @@ func NewDocument(partner string, lines []order.Line, internal, elsewhere []int) 
 	lines = slices.Clone(lines)
 	slices.SortFunc(lines, func(a, b order.Line) int { return a.LineIndex - b.LineIndex })
 	first := lines[0]
+	name := strconv.FormatInt(first.OrderID, 10)
+	if first.Open() {
+		name += "-" + strconv.FormatInt(first.ProductID, 10)
+	}
 	d := Document{
+		Name:           name,
 		OrderID:        first.OrderID,
 		Partner:        partner,
-		IdempotencyKey: IdempotencyKey(first.OrderID, partner),
+		IdempotencyKey: "orderflow-" + name + "-" + partner,
 		Time:           first.Time,
 		IPAddress:      first.IPAddress,
 		LineCount:      first.LineCount,
 		Lines:          lines,
 	}
-	if len(lines) < first.LineCount {
+	if !first.Open() && len(lines) < first.LineCount {
 		d.Partial = true
 		var parts []string
 		if len(internal) > 0 {

@@ -26,12 +26,16 @@ func (s DirSink) Deliver(ctx context.Context, d Document) (string, error) {
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return "", fmt.Errorf("create delivery directory: %w", err)
 	}
-	final := filepath.Join(s.Dir, strconv.FormatInt(d.OrderID, 10)+".json")
+	name := d.Name
+	if name == "" {
+		name = strconv.FormatInt(d.OrderID, 10)
+	}
+	final := filepath.Join(s.Dir, name+".json")
 	content := d.JSON()
 	if old, err := os.ReadFile(final); err == nil && bytes.Equal(old, content) {
 		return final + " (already there)", nil
 	}
-	tmp, err := os.CreateTemp(s.Dir, ".tmp-"+strconv.FormatInt(d.OrderID, 10)+"-*")
+	tmp, err := os.CreateTemp(s.Dir, ".tmp-"+name+"-*")
 	if err != nil {
 		return "", fmt.Errorf("create temporary delivery file: %w", err)
 	}

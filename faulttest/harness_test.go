@@ -343,7 +343,10 @@ type report struct {
 	Failed     int
 	NotFinal   int
 	Backwards  int
-	Figures    []string
+	// ViewWrong counts orders whose order_status documents disagree with
+	// the status derived from the records.
+	ViewWrong int
+	Figures   []string
 }
 
 // finalCount counts the final orders of generator runs.
@@ -458,6 +461,16 @@ func (s *stack) check(name string, res []app.GenerateResult, mon *monitor) repor
 		}
 	}
 	rep.NotFinal += n - len(orders)
+	wait, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	wrong, err := status.WaitView(wait, m.DB, orders)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	rep.ViewWrong = len(wrong)
+	for _, line := range wrong[:min(len(wrong), 5)] {
+		s.t.Error("order_status: " + line)
+	}
 	if mon != nil {
 		v := mon.finish()
 		rep.Backwards = len(v)

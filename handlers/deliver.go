@@ -92,6 +92,9 @@ func (d *Deliverer) Process(ctx context.Context, line order.Line) (Outcome, erro
 		return Outcome{}, failure.Permanent(failure.InvalidInput,
 			fmt.Errorf("line %d of order %d is routed %q, not external", line.LineIndex, line.OrderID, line.Route))
 	}
+	if line.Open() {
+		return d.deliverOpen(ctx, line)
+	}
 	if !slices.Contains(line.ExternalLines, line.LineIndex) {
 		return Outcome{}, failure.Permanent(failure.InvalidInput,
 			fmt.Errorf("line %d of order %d is external but not in its external_lines %v", line.LineIndex, line.OrderID, line.ExternalLines))
@@ -239,6 +242,29 @@ func (d *Deliverer) leave(line order.Line) []int {
 	return missing
 }
 
+// deliverOpen delivers a line of the original system's format on its own:
+// its order does not say which other lines it has, so there is nothing to
+// wait for. The document is named by order and product, so that each open
+// line of an order has its own file and idempotency key.
+func (d *Deliverer) deliverOpen(ctx context.Context, line order.Line) (Outcome, error) {
+	p, ok := d.partnerFor(line)
+	if !ok {
+		return Outcome{}, failure.Permanent(failure.NoPartner,
+			fmt.Errorf("no partner is configured for route_id %d or category %q", line.RouteID, line.Category))
+	}
+	detail, err := p.Sink.Deliver(ctx, delivery.NewDocument(p.Name, []order.Line{line}, nil, nil))
+	if err != nil {
+		return Outcome{}, fmt.Errorf("deliver line of product %d of order %d to partner %s: %w", line.ProductID, line.OrderID, p.Name, err)
+	}
+	ref, _ := status.LineFrom(ctx)
+	rec := ref.Record(status.Delivered)
+	rec.Partner, rec.Detail = p.Name, detail
+	if err := d.status.Record(ctx, rec); err != nil {
+		return Outcome{}, failure.Unavailable(fmt.Errorf("record delivery of order %d: %w", line.OrderID, err))
+	}
+	return Outcome{Settled: true}, nil
+}
+
 // deliver sends each partner its lines of the order, records the delivered
 // lines, and wakes every waiting line with its result.
 func (d *Deliverer) deliver(ctx context.Context, orderID int64, a *assembly) {
@@ -274,6 +300,7 @@ func (d *Deliverer) deliver(ctx context.Context, orderID int64, a *assembly) {
 				rec := a.refs[l.LineIndex].Record(status.Delivered)
 				rec.OrderID, rec.Line, rec.Lines = orderID, l.LineIndex, l.LineCount
 				rec.Partner, rec.Detail = name, detail
+				rec.Expect = len(any.ExternalLines)
 				recs = append(recs, rec)
 			}
 			err = d.status.Record(ctx, recs...)

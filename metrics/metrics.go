@@ -19,7 +19,8 @@ type Metrics struct {
 	// Lines counts status records written, by handler and status: lines
 	// passing each stage, rejected and failed (poisoned) ones.
 	Lines *prometheus.CounterVec
-	// Rejected and Poisoned count lines by handler.
+	// Rejected and Poisoned count lines by handler; Poisoned counts every
+	// message sent to the poison queue (see OnPoison), keyed or not.
 	Rejected *prometheus.CounterVec
 	Poisoned *prometheus.CounterVec
 	// StatusBatch and StatusWrite describe the status writes.
@@ -78,6 +79,10 @@ func New() *Metrics {
 	return m
 }
 
+// OnPoison counts a poisoned message; it fits
+// middleware.PoisonQueueConfig.OnPoison.
+func (m *Metrics) OnPoison(handler string) { m.Poisoned.WithLabelValues(handler).Inc() }
+
 // OnStatusWrite records a status write; it fits status.RecorderConfig.OnWrite.
 func (m *Metrics) OnStatusWrite(recs []status.Record, took time.Duration, err error) {
 	m.StatusBatch.Observe(float64(len(recs)))
@@ -92,8 +97,6 @@ func (m *Metrics) OnStatusWrite(recs []status.Record, took time.Duration, err er
 		switch r.Status {
 		case status.Rejected:
 			m.Rejected.WithLabelValues(r.Handler).Inc()
-		case status.Failed:
-			m.Poisoned.WithLabelValues(r.Handler).Inc()
 		case status.Delivered:
 			m.Deliveries.WithLabelValues(r.Partner).Inc()
 		}

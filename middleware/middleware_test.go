@@ -153,3 +153,28 @@ func TestThrottle(t *testing.T) {
 		t.Fatal("throttle ignored a cancelled context")
 	}
 }
+
+func TestEveryPoisonedMessageIsCounted(t *testing.T) {
+	pub := &memPub{}
+	var counted []string
+	pq, err := PoisonQueue(PoisonQueueConfig{
+		Publisher: pub, Topic: "poison", Classifier: AllPermanent, AfterRetries: true,
+		// A message with no key and no order id: nothing names its order.
+		Origin:   func(*message.Message) (Origin, bool) { return Origin{}, false },
+		OnPoison: func(h string) { counted = append(counted, h) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := pq(func(*message.Message) ([]*message.Message, error) {
+		return nil, failure.Permanent(failure.InvalidInput, errors.New("not a line"))
+	})
+	for i := range 3 {
+		if _, err := h(message.NewMessage(fmt.Sprint(i), []byte("{"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(counted) != 3 || len(pub.msgs) != 3 {
+		t.Fatalf("3 poisoned, %d counted, %d published", len(counted), len(pub.msgs))
+	}
+}

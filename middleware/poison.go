@@ -56,6 +56,10 @@ type PoisonQueueConfig struct {
 	// Describe gives the log attributes that identify a message (its order
 	// id and correlation id).
 	Describe func(*message.Message) []any
+	// OnPoison, when set, is called for every message poisoned, with or
+	// without an order id: metrics count here, so that a line too broken to
+	// name its order is counted too.
+	OnPoison func(handler string)
 }
 
 // Validate reports a configuration that cannot work.
@@ -95,6 +99,9 @@ func PoisonQueue(cfg PoisonQueueConfig) (message.HandlerMiddleware, error) {
 					attrs = append(attrs, cfg.Describe(msg)...)
 				}
 				cfg.Logger.Warn("message sent to the poison queue", attrs...)
+			}
+			if cfg.OnPoison != nil {
+				cfg.OnPoison(msg.Metadata.Get(HandlerKey))
 			}
 			return nil, nil
 		}

@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/netip"
 	"strconv"
-	"time"
 	"unicode/utf8"
 )
 
@@ -82,9 +81,14 @@ var fieldNames = [numFields]string{
 	fExternalLines: "external_lines",
 }
 
-// requiredFields are the fields every line carries from generation on.
+// requiredFields are the fields every line carries, the original system's.
 const requiredFields = 1<<fOrderID | 1<<fTime | 1<<fIP | 1<<fProductID | 1<<fQty | 1<<fFrom |
-	1<<fTo | 1<<fUOM | 1<<fUOMType | 1<<fPrice | 1<<fLineIndex | 1<<fLineCount | 1<<fOrderProducts
+	1<<fTo | 1<<fUOM | 1<<fUOMType | 1<<fPrice
+
+// indexFields are the fields that place a line in its order. orderflow's
+// lines carry all three; the original system's carry none (an open line, see
+// Line.Open). Some but not all is an error.
+const indexFields = 1<<fLineIndex | 1<<fLineCount | 1<<fOrderProducts
 
 var fieldIndex = func() map[string]int {
 	m := make(map[string]int, numFields)
@@ -112,7 +116,11 @@ func DecodeLine(data []byte) (Line, error) {
 	if err != nil {
 		return Line{}, err
 	}
-	if missing := requiredFields &^ seen; missing != 0 {
+	need := uint32(requiredFields)
+	if seen&indexFields != 0 {
+		need |= indexFields
+	}
+	if missing := need &^ seen; missing != 0 {
 		for i := range numFields {
 			if missing&(1<<i) != 0 {
 				return Line{}, invalid(fieldNames[i], "missing required field")
@@ -144,6 +152,13 @@ func (l *Line) Validate() error {
 		return invalid("uom_type", "%q is not one of E, M, F", l.UOMType)
 	case math.IsNaN(l.ProductPrice) || l.ProductPrice < MinPrice || l.ProductPrice > MaxPrice:
 		return invalid("product_price", "%v is outside %v..%v", l.ProductPrice, MinPrice, MaxPrice)
+	case l.Open():
+		if l.ProductID > math.MaxInt32 {
+			return invalid("product_id", "%d is too large for a line without line_index (at most %d)", l.ProductID, math.MaxInt32)
+		}
+		if l.LineIndex != 0 || len(l.OrderProductIDs) != 0 || len(l.ExternalLines) != 0 {
+			return invalid("line_count", "a line without line_count has no line_index, order_product_ids or external_lines")
+		}
 	case l.LineCount < MinProducts || l.LineCount > MaxProducts:
 		return invalid("line_count", "%d is outside %d..%d", l.LineCount, MinProducts, MaxProducts)
 	case l.LineIndex < 0 || l.LineIndex >= l.LineCount:
@@ -167,8 +182,8 @@ func (l *Line) Validate() error {
 			return invalid("external_lines", "must be increasing line indexes below %d", l.LineCount)
 		}
 	}
-	if _, err := time.Parse(time.RFC3339Nano, l.Time); err != nil {
-		return invalid("time", "%q is not an RFC 3339 time", l.Time)
+	if _, err := ParseTime(l.Time); err != nil {
+		return invalid("time", "%q is not an RFC 3339 time, nor one without a zone", l.Time)
 	}
 	addr, err := netip.ParseAddr(l.IPAddress)
 	if err != nil || !addr.Is4() || addr.String() != l.IPAddress {

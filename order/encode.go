@@ -34,18 +34,20 @@ func AppendLine(b []byte, l Line) []byte {
 	b = appendString(b, l.UOMType)
 	b = append(b, `,"product_price":`...)
 	b = strconv.AppendFloat(b, l.ProductPrice, 'f', -1, 64)
-	b = append(b, `,"line_index":`...)
-	b = strconv.AppendInt(b, int64(l.LineIndex), 10)
-	b = append(b, `,"line_count":`...)
-	b = strconv.AppendInt(b, int64(l.LineCount), 10)
-	b = append(b, `,"order_product_ids":[`...)
-	for i, id := range l.OrderProductIDs {
-		if i > 0 {
-			b = append(b, ',')
+	if !l.Open() { // an open line keeps the original's format
+		b = append(b, `,"line_index":`...)
+		b = strconv.AppendInt(b, int64(l.LineIndex), 10)
+		b = append(b, `,"line_count":`...)
+		b = strconv.AppendInt(b, int64(l.LineCount), 10)
+		b = append(b, `,"order_product_ids":[`...)
+		for i, id := range l.OrderProductIDs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, id, 10)
 		}
-		b = strconv.AppendInt(b, id, 10)
+		b = append(b, ']')
 	}
-	b = append(b, ']')
 	if l.FromLocationName != "" {
 		b = append(b, `,"from_location_name":`...)
 		b = appendString(b, l.FromLocationName)

@@ -91,6 +91,24 @@ type Line struct {
 	ExternalLines []int `json:"external_lines,omitempty"`
 }
 
+// Open reports a line in the original system's format: no line_index,
+// line_count or order_product_ids, so it does not say how many lines its
+// order has. Such a line is known by its order id and product id (see
+// Ident): two lines of one order with the same product are one line, the
+// second taken for a redelivery of the first. The order is tracked over the
+// lines seen and is final once they all are and no new one came for a quiet
+// period (status.Reader.OpenQuiet).
+func (l Line) Open() bool { return l.LineCount == 0 }
+
+// Ident identifies the line within its order: its index, or for an open
+// line its product id.
+func (l Line) Ident() int {
+	if l.Open() {
+		return int(l.ProductID)
+	}
+	return l.LineIndex
+}
+
 // Key is the Kafka key of the line: the order id, so that all lines of an
 // order land on one partition, in order.
 func (l Line) Key() string { return strconv.FormatInt(l.OrderID, 10) }
@@ -120,6 +138,23 @@ func Flatten(o Order) []Line {
 		}
 	}
 	return lines
+}
+
+// zonelessLayout is the original system's time: Python's isoformat() of a
+// naive datetime, without a zone.
+const zonelessLayout = "2006-01-02T15:04:05.999999999"
+
+// ParseTime reads an order's time: RFC 3339, or the original system's time
+// without a zone, which is read as UTC.
+func ParseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err == nil {
+		return t, nil
+	}
+	if t, zerr := time.ParseInLocation(zonelessLayout, s, time.UTC); zerr == nil {
+		return t, nil
+	}
+	return time.Time{}, err
 }
 
 // FormatTime renders t in the wire format of an order's time.

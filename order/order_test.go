@@ -1,6 +1,7 @@
 package order
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
@@ -8,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func sampleLine() Line {
@@ -206,5 +208,38 @@ func TestNewGeneratorRejectsBadCatalog(t *testing.T) {
 	}
 	if _, err := NewGenerator(Catalog{ProductIDs: []int64{1}, LocationIDs: []int64{1}}, 0.1, 1); err == nil {
 		t.Fatal("no error for a fraud share without fraud IPs")
+	}
+}
+
+func TestOriginalFormatLineIsOpen(t *testing.T) {
+	// The original system's flattened line, as json.dumps writes it.
+	raw := []byte(`{"product_id": 1001, "order_qty": 1, "from_location": 49, "to_location": 98, "unit_of_measures": 5, "uom_type": "M", "product_price": 165.4, "order_id": 11100, "time": "2020-06-30T04:33:34.242637", "ip_address": "128.69.191.226"}`)
+	l, err := DecodeLine(raw)
+	if err != nil {
+		t.Fatalf("original line refused: %v", err)
+	}
+	if !l.Open() || l.Ident() != 1001 || l.OrderID != 11100 {
+		t.Fatalf("open line decoded as %+v", l)
+	}
+	when, err := ParseTime(l.Time)
+	if err != nil || !when.Equal(time.Date(2020, 6, 30, 4, 33, 34, 242637000, time.UTC)) {
+		t.Fatalf("zoneless time read as %v %v, want UTC", when, err)
+	}
+	// It keeps the original's format through the stages.
+	enc := Encode(l)
+	if bytes.Contains(enc, []byte("line_index")) || bytes.Contains(enc, []byte("order_product_ids")) {
+		t.Fatalf("open line encoded with index fields: %s", enc)
+	}
+	back, err := DecodeLine(enc)
+	if err != nil || !back.Open() || back.ProductID != 1001 {
+		t.Fatalf("round trip: %+v %v", back, err)
+	}
+	// Some of the index fields but not all is still an error.
+	partial := bytes.Replace(raw, []byte(`"order_id"`), []byte(`"line_index": 0, "order_id"`), 1)
+	if _, err := DecodeLine(partial); err == nil || !strings.Contains(err.Error(), "line_count") {
+		t.Fatalf("a line with line_index but no line_count: %v", err)
+	}
+	if _, err := DecodeLine(bytes.Replace(raw, []byte("2020-06-30T04:33:34.242637"), []byte("30/06/2020"), 1)); err == nil {
+		t.Fatal("a time in neither format was accepted")
 	}
 }

@@ -16,6 +16,13 @@ type fold struct {
 	last    time.Time
 	history bool
 	events  []Event
+	// An open order (lines in the original system's format, see
+	// order.Line.Open) has no line count: its lines are kept in line in the
+	// order seen, by product id (openIdx), and it is final only once none
+	// came for quiet.
+	openIdx map[int32]int
+	openIDs []int
+	quiet   time.Duration
 }
 
 type lineFold struct {
@@ -51,7 +58,7 @@ func (f *fold) add(d *batchDoc, r *recDoc) {
 		}
 		return
 	}
-	l := f.lineAt(int(r.Line))
+	l := f.lineFor(r)
 	switch d.Status {
 	case Rejected:
 		if !l.rejected {
@@ -71,6 +78,24 @@ func (f *fold) add(d *batchDoc, r *recDoc) {
 			l.route = d.Route
 		}
 	}
+}
+
+// lineFor returns the line a record is about.
+func (f *fold) lineFor(r *recDoc) *lineFold {
+	if r.Lines > 0 || f.lines > 0 {
+		return f.lineAt(int(r.Line))
+	}
+	if f.openIdx == nil {
+		f.openIdx = map[int32]int{}
+	}
+	i, ok := f.openIdx[r.Line]
+	if !ok {
+		i = len(f.line)
+		f.openIdx[r.Line] = i
+		f.line = append(f.line, lineFold{})
+		f.openIDs = append(f.openIDs, int(r.Line))
+	}
+	return &f.line[i]
 }
 
 func (f *fold) lineAt(i int) *lineFold {
@@ -95,13 +120,25 @@ func (l *lineFold) failedNow() bool { return l.failed && l.highest() < max(l.fai
 func (f *fold) order(deliveryEnabled bool) *Order {
 	o := &Order{ID: f.id, Lines: f.lines, FirstSeen: f.first, LastSeen: f.last}
 	n := max(f.lines, len(f.line))
+	open := f.lines == 0 && len(f.openIDs) > 0
+	idx := make([]int, n) // the lines in the order they are shown
+	for i := range idx {
+		idx[i] = i
+	}
+	if open {
+		o.Lines, o.Open = n, true
+		slices.SortFunc(idx, func(a, b int) int { return f.openIDs[a] - f.openIDs[b] })
+	}
 	minRank, external, delivered := len(Stages), 0, 0
-	for i := 0; i < n; i++ {
+	for _, i := range idx {
 		var l lineFold
 		if i < len(f.line) {
 			l = f.line[i]
 		}
 		ls := LineState{Line: i, Route: l.route, reached: l.highest()}
+		if open {
+			ls.Line = f.openIDs[i]
+		}
 		switch {
 		case l.rejected:
 			ls.Status, ls.Reason = Rejected, l.rejectedWhy
@@ -148,6 +185,9 @@ func (f *fold) order(deliveryEnabled bool) *Order {
 		o.Final = true
 	case Routed:
 		o.Final = external == 0 || !deliveryEnabled
+	}
+	if open && o.Final && time.Since(f.last) < f.quiet {
+		o.Final = false // another line of the order may still come
 	}
 	if f.history {
 		slices.SortStableFunc(f.events, func(a, b Event) int { return a.Time.Compare(b.Time) })

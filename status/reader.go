@@ -18,7 +18,13 @@ type Order struct {
 	Reason string `json:"reason,omitempty"`
 	// Final says the order will not move on by itself.
 	Final bool `json:"final"`
-	Lines int  `json:"lines"`
+	// Lines is the order's line count, or for an open order the lines
+	// seen so far.
+	Lines int `json:"lines"`
+	// Open marks an order whose lines came in the original system's format,
+	// without a line count (see order.Line.Open); their Line in Progress is
+	// the product id.
+	Open bool `json:"open,omitempty"`
 	// Progress is each line's own status.
 	Progress []LineState `json:"line_progress"`
 	// History lists the records, oldest first; only Orders fills it.
@@ -64,6 +70,9 @@ type Reader struct {
 	// DeliveryEnabled says that external lines go on to a delivery stage, so
 	// an order with external lines is final only once they are delivered.
 	DeliveryEnabled bool
+	// OpenQuiet is how long an open order (lines without a line count) must
+	// go without a new line before it can be final.
+	OpenQuiet time.Duration
 }
 
 // NewReader returns a reader over the records in coll.
@@ -88,7 +97,7 @@ func (r *Reader) Orders(ctx context.Context, ids ...int64) ([]*Order, error) {
 			return
 		}
 		if f == nil {
-			f = &fold{id: rec.OrderID, history: true}
+			f = &fold{id: rec.OrderID, history: true, quiet: r.OpenQuiet}
 			want[rec.OrderID] = f
 		}
 		f.add(d, rec)
@@ -104,6 +113,15 @@ func (r *Reader) Orders(ctx context.Context, ids ...int64) ([]*Order, error) {
 		}
 	}
 	return out, nil
+}
+
+// Order returns one order with its history, or nil when it has no record.
+func (r *Reader) Order(ctx context.Context, id int64) (*Order, error) {
+	orders, err := r.Orders(ctx, id)
+	if err != nil || len(orders) == 0 {
+		return nil, err
+	}
+	return orders[0], nil
 }
 
 // Range returns the orders with ids from first to last that have records,
@@ -193,7 +211,7 @@ func (r *Reader) collect(ctx context.Context, filter bson.D, keep func(int64) bo
 		}
 		f := folds[rec.OrderID]
 		if f == nil {
-			f = &fold{id: rec.OrderID}
+			f = &fold{id: rec.OrderID, quiet: r.OpenQuiet}
 			folds[rec.OrderID] = f
 		}
 		f.add(d, rec)

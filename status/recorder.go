@@ -34,6 +34,9 @@ type RecorderConfig struct {
 	// MongoDB outage then pauses the callers (and with them the pipeline)
 	// rather than making them redeliver, and publish again, every message.
 	Retry bool
+	// View, when set, is kept from every batch written: the order_status
+	// collection (see ViewCollection), written after the records.
+	View *View
 	// OnWrite, when set, is called after every write with its records, how
 	// long it took and its error. Metrics hang here.
 	OnWrite func(recs []Record, took time.Duration, err error)
@@ -204,6 +207,9 @@ func (r *Recorder) write(recs []Record) error {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
 	defer cancel()
 	_, err := r.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err == nil && r.cfg.View != nil {
+		err = r.cfg.View.apply(ctx, recs, start)
+	}
 	if r.cfg.OnWrite != nil {
 		r.cfg.OnWrite(recs, time.Since(start), err)
 	}

@@ -80,6 +80,10 @@ type Record struct {
 	// Generated is when the line's order was created (its time field), for
 	// latency metrics; it is not stored.
 	Generated time.Time
+	// Expect is, for a delivered record, how many external lines the order
+	// has, so that the order_status view knows when all are delivered; it
+	// is not stored.
+	Expect int
 }
 
 // Writer records status records durably; Record returns once they are.

@@ -1,0 +1,502 @@
+package status
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// ViewCollection is the original system's status collection, kept for any
+// MongoDB client: one document per status an order reached, inserted when
+// the order reached it, never changed.
+//
+//	{_id: "11100-validated", order_id: 11100, status: "validated", step: 2,
+//	 time: ISODate(...), lines: 2}
+//
+// `find({"order_id": N})` lists an order's statuses oldest first in insertion
+// order, so the last one printed is the current one; `step` orders them too
+// (generated 1 … delivered 5, failed 6, rejected 7), for the rare case where
+// two routers insert an order's consecutive statuses at the same moment, and
+// for clients that sort. Rejected and failed documents carry a `reason`. The
+// `_id` makes every insert idempotent: a redelivered line, a second router or
+// a restart after a crash cannot add a status twice.
+const ViewCollection = "order_status"
+
+// step numbers the statuses of the view: a later step is a later status.
+func step(s Status) int {
+	switch s {
+	case Failed:
+		return 6
+	case Rejected:
+		return 7
+	}
+	return s.Rank()
+}
+
+// ViewEntry is one document of the view.
+type ViewEntry struct {
+	ID      string    `bson:"_id"`
+	OrderID int64     `bson:"order_id"`
+	Status  Status    `bson:"status"`
+	Step    int       `bson:"step"`
+	Time    time.Time `bson:"time"`
+	Lines   int       `bson:"lines"`
+	Reason  string    `bson:"reason,omitempty"`
+}
+
+// EnsureViewIndexes creates the indexes a real MongoDB uses for the view's
+// plain queries: by order_id and by status.
+func EnsureViewIndexes(ctx context.Context, db *mongo.Database) error {
+	// One at a time: FerretDB v1 drops the connection on a createIndexes
+	// that creates the collection and two indexes at once.
+	for _, field := range []string{"order_id", "status"} {
+		_, err := db.Collection(ViewCollection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: field, Value: 1}}})
+		if err != nil {
+			return fmt.Errorf("create index on %s.%s: %w", ViewCollection, field, err)
+		}
+	}
+	return nil
+}
+
+// ViewConfig configures a View.
+type ViewConfig struct {
+	// Resolve reads an order's status from its records, the truth. The view
+	// asks it for an order whose lines this process saw only in part at
+	// some stage (its partition moved mid-order, or a line waits long), so
+	// that such an order's status still reaches the view.
+	Resolve func(ctx context.Context, id int64) (*Order, error)
+	// ResolveAfter is how long a partly seen stage waits before Resolve is
+	// asked. Lines of one order travel together, so this only catches
+	// the exceptions.
+	ResolveAfter time.Duration
+	// MaxTracked bounds the orders whose partial stages are kept.
+	MaxTracked int
+	Logger     *slog.Logger
+}
+
+func (c *ViewConfig) setDefaults() {
+	if c.ResolveAfter == 0 {
+		c.ResolveAfter = 5 * time.Second
+	}
+	if c.MaxTracked == 0 {
+		c.MaxTracked = 200_000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// View keeps ViewCollection from the records a Recorder writes. An order's
+// status at a stage is reached when every line of the order passed that
+// stage; all lines of an order share a partition, so the process that
+// records a stage for one line records it for the others too, and the view
+// needs no read to know the stage is complete. Partial stages are kept in
+// memory, bounded, and resolved from the records when they stay partial.
+type View struct {
+	coll *mongo.Collection
+	cfg  ViewConfig
+
+	mu      sync.Mutex
+	partial map[partialKey]*partialStage
+	open    map[int64]*openOrder
+	written map[int64]uint8 // bit s: this process inserted step s, per order
+}
+
+// openOrder is what this process saw of an open order (lines without a line
+// count): the highest stage each line reached, by product id, and whether it
+// went external.
+type openOrder struct {
+	rank     map[int]int
+	external map[int]bool
+	last     time.Time
+}
+
+// status is the order's status over the lines seen, as the records give it:
+// delivered once every external line is and every line is routed, else the
+// lowest stage.
+func (o *openOrder) status() Status {
+	low, ext, delivered := len(Stages), 0, 0
+	for line, r := range o.rank {
+		low = min(low, min(r, Routed.Rank()))
+		if o.external[line] {
+			ext++
+			if r >= Delivered.Rank() {
+				delivered++
+			}
+		}
+	}
+	if low == Routed.Rank() && ext > 0 && delivered == ext {
+		return Delivered
+	}
+	return Stages[low-1]
+}
+
+type partialKey struct {
+	order int64
+	step  int
+}
+
+type partialStage struct {
+	lines  int
+	seen   uint64 // bit i: line i passed the stage
+	expect int    // lines to see: lines, or the external lines for delivered
+	since  time.Time
+}
+
+// NewView returns a view written to the collection ViewCollection of db.
+func NewView(db *mongo.Database, cfg ViewConfig) *View {
+	cfg.setDefaults()
+	return &View{coll: db.Collection(ViewCollection), cfg: cfg,
+		partial: map[partialKey]*partialStage{}, open: map[int64]*openOrder{}, written: map[int64]uint8{}}
+}
+
+// transition is a status an order reached, found in a batch, with the
+// documents to insert for it.
+type transition struct {
+	order int64
+	step  int
+	docs  []ViewEntry
+	done  []partialKey // partial stages it completes
+}
+
+// chain returns the documents that say order id reached st: the stages
+// before it first, then st, leaving out the steps this process inserted
+// already. Inserting the earlier stages too, in order, is what keeps the
+// view's insertion order the order of the statuses: a stage's document is
+// never inserted before an earlier stage's, whichever process, batch or
+// restart inserts which. Earlier ones that another process inserted are
+// refused as duplicates, which is cheap.
+func (v *View) chain(id int64, st Status, lines int, reason string, below int, now time.Time) []ViewEntry {
+	var docs []ViewEntry
+	have := v.written[id]
+	add := func(st Status, reason string) {
+		if have&(1<<step(st)) == 0 {
+			docs = append(docs, ViewEntry{ID: strconv.FormatInt(id, 10) + "-" + string(st), OrderID: id,
+				Status: st, Step: step(st), Time: now, Lines: lines, Reason: reason})
+		}
+	}
+	for rank := 1; rank < below && rank <= len(Stages); rank++ {
+		add(Stages[rank-1], "")
+	}
+	add(st, reason)
+	return docs
+}
+
+// reached returns the rank below which a record says every stage was passed,
+// and the status it records.
+func reached(rec Record) int {
+	switch rec.Status {
+	case Rejected, Failed:
+		return rec.Stage.Rank()
+	}
+	return rec.Status.Rank()
+}
+
+// transitions folds recs into the partial stages and returns, per order, the
+// latest status the batch completes. Nothing is committed: apply does that
+// once the documents are written, so a failed write loses nothing.
+func (v *View) transitions(recs []Record, now time.Time) []transition {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	best := map[int64]*transition{}
+	var order []int64
+	reach := func(rec Record, done *partialKey) {
+		s := step(rec.Status)
+		if v.written[rec.OrderID]&(1<<s) != 0 {
+			return
+		}
+		t := best[rec.OrderID]
+		if t == nil {
+			t = &transition{order: rec.OrderID}
+			best[rec.OrderID] = t
+			order = append(order, rec.OrderID)
+		}
+		if done != nil {
+			t.done = append(t.done, *done)
+		}
+		if s < t.step {
+			return // coalesced: the later status's chain includes it
+		}
+		below := reached(rec)
+		if rec.Status.IsStage() {
+			below = rec.Status.Rank()
+		}
+		t.step = s
+		t.docs = v.chain(rec.OrderID, rec.Status, rec.Lines, rec.Reason, below, now)
+	}
+	for _, rec := range recs {
+		switch {
+		case rec.Status == Rejected || rec.Status == Failed:
+			reach(rec, nil)
+		case rec.Line >= 0 && rec.Lines == 0 && rec.Status.IsStage():
+			o := v.open[rec.OrderID]
+			if o == nil {
+				if len(v.open) >= v.cfg.MaxTracked {
+					continue
+				}
+				o = &openOrder{rank: map[int]int{}, external: map[int]bool{}}
+				v.open[rec.OrderID] = o
+			}
+			o.rank[rec.Line] = max(o.rank[rec.Line], rec.Status.Rank())
+			if rec.Route == "external" {
+				o.external[rec.Line] = true
+			}
+			o.last = now
+			st := o.status()
+			open := rec
+			open.Status = st
+			reach(open, nil)
+		case rec.Line < 0 || rec.Line >= 64 || rec.Lines < 1 || !rec.Status.IsStage():
+		default:
+			k := partialKey{rec.OrderID, step(rec.Status)}
+			p := v.partial[k]
+			if p == nil {
+				if len(v.partial) >= v.cfg.MaxTracked {
+					continue // a later stage or the resolver brings it
+				}
+				expect := rec.Lines
+				if rec.Status == Delivered && rec.Expect > 0 {
+					expect = rec.Expect
+				}
+				p = &partialStage{lines: rec.Lines, expect: expect, since: now}
+				v.partial[k] = p
+			}
+			p.seen |= 1 << rec.Line
+			if bits.OnesCount64(p.seen) >= p.expect {
+				reach(rec, &k)
+			}
+		}
+	}
+	out := make([]transition, 0, len(order))
+	for _, id := range order {
+		out = append(out, *best[id])
+	}
+	return out
+}
+
+// apply writes the statuses the batch completes, in one insert, and commits
+// them.
+func (v *View) apply(ctx context.Context, recs []Record, now time.Time) error {
+	ts := v.transitions(recs, now)
+	var docs []any
+	for _, t := range ts {
+		for _, d := range t.docs {
+			docs = append(docs, d)
+		}
+	}
+	if len(docs) > 0 {
+		if err := v.insert(ctx, docs); err != nil {
+			return err
+		}
+	}
+	v.commit(ts)
+	return nil
+}
+
+// insert inserts docs unordered, which both MongoDB and FerretDB apply in the
+// order given, going on past the duplicates.
+func (v *View) insert(ctx context.Context, docs []any) error {
+	_, err := v.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err != nil && !onlyDuplicates(err) {
+		return fmt.Errorf("write %d statuses to %s: %w", len(docs), ViewCollection, err)
+	}
+	return nil
+}
+
+func (v *View) commit(ts []transition) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.written) > v.cfg.MaxTracked {
+		// Only a saving: what is forgotten is inserted again, as a
+		// duplicate that is refused.
+		clear(v.written)
+	}
+	for _, t := range ts {
+		for _, k := range t.done {
+			delete(v.partial, k)
+		}
+		for _, d := range t.docs {
+			v.written[t.order] |= 1 << d.Step
+		}
+	}
+}
+
+// pruneOpen forgets the open orders that saw no line since before.
+func (v *View) pruneOpen(before time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for id, o := range v.open {
+		if o.last.Before(before) {
+			delete(v.open, id)
+		}
+	}
+}
+
+// Run resolves partial stages that stayed partial for ResolveAfter, until ctx
+// ends.
+func (v *View) Run(ctx context.Context) {
+	t := time.NewTicker(min(v.cfg.ResolveAfter/4, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			v.pruneOpen(time.Now().Add(-10 * time.Minute))
+			if err := v.resolve(ctx); err != nil && ctx.Err() == nil {
+				v.cfg.Logger.Warn("order_status: resolving partly seen orders failed; will retry", "error", err)
+			}
+		}
+	}
+}
+
+// resolve reads the orders whose stages stayed partial and writes the status
+// their records give.
+func (v *View) resolve(ctx context.Context) error {
+	if v.cfg.Resolve == nil {
+		return nil
+	}
+	v.mu.Lock()
+	var ids []int64
+	seen := map[int64]bool{}
+	for k, p := range v.partial {
+		if time.Since(p.since) >= v.cfg.ResolveAfter && !seen[k.order] {
+			seen[k.order] = true
+			ids = append(ids, k.order)
+		}
+		if len(ids) >= 100 {
+			break
+		}
+	}
+	v.mu.Unlock()
+	var errs []error
+	for _, id := range ids {
+		o, err := v.cfg.Resolve(ctx, id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var ts []transition
+		v.mu.Lock()
+		var done []partialKey
+		for k := range v.partial {
+			if k.order == id {
+				done = append(done, k)
+			}
+		}
+		if o != nil && o.Status != Pending {
+			below := o.Status.Rank()
+			if !o.Status.IsStage() {
+				below = Routed.Rank() + 1 // a failed or rejected order: its stages are not known here
+				for _, l := range o.Progress {
+					below = min(below, l.reached+1)
+				}
+			}
+			ts = append(ts, transition{order: id, step: step(o.Status), done: done,
+				docs: v.chain(id, o.Status, o.Lines, o.Reason, below, time.Now())})
+		} else {
+			for _, k := range done {
+				delete(v.partial, k)
+			}
+		}
+		v.mu.Unlock()
+		if len(ts) == 0 {
+			continue
+		}
+		docs := make([]any, len(ts[0].docs))
+		for i, d := range ts[0].docs {
+			docs[i] = d
+		}
+		if len(docs) > 0 {
+			if err := v.insert(ctx, docs); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		v.commit(ts)
+	}
+	return errors.Join(errs...)
+}
+
+// onlyDuplicates reports whether every error of a bulk insert is a
+// duplicate key: the documents were already there.
+func onlyDuplicates(err error) bool {
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		return false
+	}
+	for _, we := range bwe.WriteErrors {
+		if we.Code != 11000 {
+			return false
+		}
+	}
+	return true
+}
+
+// WaitView waits until CompareView finds nothing or ctx ends, and returns
+// what it found last: the view trails the records by at most the resolve
+// interval (see ViewConfig.ResolveAfter).
+func WaitView(ctx context.Context, db *mongo.Database, orders []*Order) ([]string, error) {
+	for {
+		wrong, err := CompareView(ctx, db, orders)
+		if err != nil || len(wrong) == 0 {
+			return wrong, err
+		}
+		select {
+		case <-ctx.Done():
+			return wrong, nil
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// CompareView reads the whole view with a plain find, as any client would,
+// and checks it against orders (the truth, from the records): for each
+// order, the last document in insertion order must carry the order's status,
+// and the steps must only grow in insertion order. It returns one line per
+// disagreement. Tests and `orderflow status --check-view` use it.
+func CompareView(ctx context.Context, db *mongo.Database, orders []*Order) ([]string, error) {
+	cur, err := db.Collection(ViewCollection).Find(ctx, bson.D{})
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", ViewCollection, err)
+	}
+	defer cur.Close(ctx)
+	last := map[int64]ViewEntry{}
+	var problems []string
+	for cur.Next(ctx) {
+		var d ViewEntry
+		if err := cur.Decode(&d); err != nil {
+			return nil, fmt.Errorf("read %s: %w", ViewCollection, err)
+		}
+		// A stage after a later stage, or after the order failed or was
+		// rejected, is out of order; a stage after failed is a replay.
+		if prev, ok := last[d.OrderID]; ok && d.Step < prev.Step && d.Status.IsStage() && prev.Status != Failed {
+			problems = append(problems, fmt.Sprintf("order %d: %s inserted after %s", d.OrderID, d.Status, prev.Status))
+		}
+		last[d.OrderID] = d
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", ViewCollection, err)
+	}
+	for _, o := range orders {
+		d, ok := last[o.ID]
+		switch {
+		case !ok && o.Status != Pending:
+			problems = append(problems, fmt.Sprintf("order %d: %s, but not in %s", o.ID, o.Status, ViewCollection))
+		case ok && d.Status != o.Status:
+			problems = append(problems, fmt.Sprintf("order %d: %s, but %s says %s", o.ID, o.Status, ViewCollection, d.Status))
+		case ok && (d.Status == Rejected || d.Status == Failed) && d.Reason == "":
+			problems = append(problems, fmt.Sprintf("order %d: %s without a reason in %s", o.ID, d.Status, ViewCollection))
+		}
+	}
+	return problems, nil
+}
