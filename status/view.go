@@ -253,7 +253,7 @@ func (v *View) transitions(recs []Record, now time.Time) []transition {
 			o.last = now
 			st := o.status()
 			open := rec
-			open.Status = st
+			open.Status, open.Lines = st, len(o.rank) // the lines seen so far
 			reach(open, nil)
 		case rec.Line < 0 || rec.Line >= 64 || rec.Lines < 1 || !rec.Status.IsStage():
 		default:
