@@ -56,8 +56,12 @@ Usage:
   orderflow metadata load [PATH...]
       Load fraud IPs, locations and products: the bundled sample, or files
       (JSON arrays, JSON lines, mongoexport output).
-  orderflow config check | print
-      Validate the configuration, or print it with secrets masked.
+  orderflow config check | print | env
+      Validate the configuration, print it with secrets masked, or list
+      every ORDERFLOW_ variable that overrides one of its settings.
+  orderflow topology [--mermaid]
+      The configured graph: sources, handlers with their groups, inputs,
+      outputs and middleware, and the poison queue; as Mermaid with --mermaid.
   orderflow poison list [--topic T] [--json]
       What is in the poison queue, and why.
   orderflow poison replay (--filter FIELD=VALUE ... | --all) [--force]
@@ -87,8 +91,9 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "orderflow:", err)
 		var usageErr usageError
-		if errors.As(err, &usageErr) {
-			os.Exit(2)
+		var cfgErr *app.ConfigError
+		if errors.As(err, &usageErr) || errors.As(err, &cfgErr) {
+			os.Exit(2) // the command line or the configuration: nothing was started
 		}
 		os.Exit(1)
 	}
@@ -122,10 +127,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return cmdMetadataLoad(ctx, rest[1:], stdout, stderr)
 	case "config":
-		if len(rest) == 0 || (rest[0] != "check" && rest[0] != "print") {
-			return usageError{"usage: orderflow config check | print"}
+		if len(rest) == 0 || (rest[0] != "check" && rest[0] != "print" && rest[0] != "env") {
+			return usageError{"usage: orderflow config check | print | env"}
 		}
 		return cmdConfig(rest[0], rest[1:], stdout, stderr)
+	case "topology":
+		return cmdTopology(rest, stdout, stderr)
 	case "embedded":
 		return cmdEmbedded(ctx, rest, stdout)
 	case "bench":
@@ -205,6 +212,9 @@ func (c *common) load() (*app.Config, string, error) {
 	}
 	cfg, err := app.Load(data, name, app.OSEnv)
 	if err != nil {
+		return nil, "", err
+	}
+	if err := cfg.CheckEnviron(os.Environ()); err != nil {
 		return nil, "", err
 	}
 	if c.cpuProfile != "" {
@@ -290,6 +300,9 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	var names []string
 	if *only != "" {
 		names = strings.Split(*only, ",")
+	}
+	if err := cfg.CheckOnly(names); err != nil {
+		return err
 	}
 	p, err := app.NewPipeline(ctx, cfg, app.Options{Only: names, Logger: log})
 	if err != nil {
@@ -454,15 +467,38 @@ func cmdConfig(what string, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if what == "check" {
+	switch what {
+	case "check":
 		fmt.Fprintf(stdout, "%s: ok (%d handlers, %d topics)\n", name, len(cfg.Handlers), len(cfg.Topics))
 		return nil
+	case "env":
+		_, err := fmt.Fprintln(stdout, strings.Join(cfg.EnvNames(), "\n"))
+		return err
 	}
 	out, err := cfg.Masked()
 	if err != nil {
 		return err
 	}
 	_, err = stdout.Write(out)
+	return err
+}
+
+func cmdTopology(args []string, stdout, stderr io.Writer) error {
+	fs, c := newFlags("topology", stderr)
+	mermaid := fs.Bool("mermaid", false, "print a Mermaid flowchart")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, _, err := c.load()
+	if err != nil {
+		return err
+	}
+	top := cfg.Topology()
+	if *mermaid {
+		_, err = io.WriteString(stdout, top.Mermaid())
+	} else {
+		_, err = io.WriteString(stdout, top.String())
+	}
 	return err
 }
 
@@ -578,9 +614,13 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	baseLines := fs.Int("baseline-lines", 3_000, "most lines of the plain baseline run (0 skips)")
 	baseTime := fs.Duration("baseline-time", time.Minute, "longest the plain baseline runs")
 	partitions := fs.Int("partitions", 8, "partitions of every topic")
+	noView := fs.Int("no-view-lines", -1, "lines of the run without the order_status collection, to compare (default: as --lines; 0 skips)")
 	jsonPath := fs.String("json", "", "also write the figures to this file")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *noView < 0 {
+		*noView = *lines
 	}
 	if *small < 0 {
 		*small = 0
@@ -599,7 +639,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log := logger(cfg, stderr)
 	res, err := bench.Run(ctx, bench.Options{
 		Lines: *lines, SmallLines: *small, HalfRateLines: min(*half, *lines), BaselineLines: *baseLines, BaselineTime: *baseTime,
-		Partitions: *partitions, Config: cfg, Exe: exe, Out: stdout, Logger: log,
+		NoViewLines: *noView, Partitions: *partitions, Config: cfg, Exe: exe, Out: stdout, Logger: log,
 	})
 	if err != nil {
 		return err

@@ -125,3 +125,21 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestTopologyCommand(t *testing.T) {
+	out, _, err := runCmd(t, "topology", "--config", "orderflow.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"sources: raw_order", "validate (validate)\n  consumes   raw_order in group validate_group\n  publishes  valid_orders",
+		"route internal -> internal_routed_order", "route external -> external_routed_order",
+		"middleware correlation_id > poison_queue > retry > timeout > recoverer", "poison queue: poison_queue"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("topology lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, err = runCmd(t, "topology", "--mermaid", "--config", "orderflow.yaml")
+	if err != nil || !strings.HasPrefix(out, "flowchart LR\n") || !strings.Contains(out, "h_2 -- internal --> t_internal_routed_order") {
+		t.Fatalf("mermaid: %v\n%s", err, out)
+	}
+}

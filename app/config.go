@@ -32,6 +32,9 @@ type Config struct {
 	Middleware []Middleware           `yaml:"middleware"`
 	Handlers   []HandlerConfig        `yaml:"handlers"`
 	Delivery   DeliveryConfig         `yaml:"delivery"`
+
+	// envNames are the variables that override a setting (see EnvNames).
+	envNames []string
 }
 
 // KafkaConfig says how to reach the brokers and how to consume.
@@ -122,7 +125,13 @@ type StatusConfig struct {
 	// format (no line count) is final once its lines seen are and none came
 	// for this long.
 	OpenOrderQuiet Duration `yaml:"open_order_quiet"`
+	// OrderStatus keeps the order_status collection for any MongoDB client
+	// (default true); false leaves only the records.
+	OrderStatus *bool `yaml:"order_status"`
 }
+
+// OrderStatusEnabled says whether the order_status collection is kept.
+func (c StatusConfig) OrderStatusEnabled() bool { return c.OrderStatus == nil || *c.OrderStatus }
 
 // RouterConfig configures the Watermill router.
 type RouterConfig struct {
@@ -167,6 +176,9 @@ type GeneratorConfig struct {
 // TopicConfig configures a topic.
 type TopicConfig struct {
 	Partitions int `yaml:"partitions"`
+	// External declares that something outside orderflow publishes to the
+	// topic, so a handler may consume it though no handler feeds it.
+	External bool `yaml:"external"`
 }
 
 // HandlerConfig is one handler of the router.
@@ -185,8 +197,17 @@ type HandlerConfig struct {
 	Routes map[string]string `yaml:"routes"`
 	// Status is recorded for each line the handler passes on.
 	Status status.Status `yaml:"status"`
-	// Middleware replaces the default stack for this handler.
-	Middleware []Middleware `yaml:"middleware"`
+	// Middleware replaces the default stack for this handler. Left out
+	// when empty, so that a configuration printed and read back (config
+	// print, the bench) keeps the default stack.
+	Middleware []Middleware `yaml:"middleware,omitempty"`
+	// AllowCycle declares that a cycle of handlers through this one is
+	// meant; without it on every member, config check refuses the cycle.
+	AllowCycle bool `yaml:"allow_cycle"`
+	// RedeliverForever declares that this handler's stack may redeliver a
+	// failing line without end (no poison queue, or after_retries: false);
+	// without it, config check refuses such a stack.
+	RedeliverForever bool `yaml:"redeliver_forever"`
 }
 
 // IsEnabled reports whether the handler runs.
@@ -591,6 +612,7 @@ func (c *Config) validate(p *problems) {
 	}
 	c.validateStack(p, "middleware", c.Middleware)
 	c.validateHandlers(p)
+	c.Topology().check(p)
 	c.validateDelivery(p)
 }
 
@@ -724,6 +746,9 @@ func (c *Config) validateHandlers(p *problems) {
 				}
 			case kind.Publishes:
 				c.checkTopic(p, at+".publish", h.Publish)
+				if len(h.Routes) > 0 {
+					p.add(at+".routes", "processor %s has one output: give it publish, not routes", h.Processor)
+				}
 			default:
 				if h.Publish != "" || len(h.Routes) > 0 {
 					p.add(at+".publish", "processor %s does not publish", h.Processor)
@@ -732,6 +757,13 @@ func (c *Config) validateHandlers(p *problems) {
 		}
 		if h.Middleware != nil {
 			c.validateStack(p, at+".middleware", h.Middleware)
+		}
+		if why := holdsForever(c.StackFor(h)); why != "" && !h.RedeliverForever {
+			key := at + ".middleware"
+			if h.Middleware == nil {
+				key = "middleware"
+			}
+			p.add(key, "handler %q: %s, so a line that keeps failing is redelivered without end and its order never moves; add poison_queue with after_retries: true, or set redeliver_forever: true on the handler to mean it", h.Name, why)
 		}
 		if h.Processor == "deliver" && h.IsEnabled() && c.Kafka.Client == "watermill-kafka" {
 			p.add(at+".processor", "the deliver processor holds an order's lines until all have arrived, which needs several messages of a partition in flight: use kafka.client franz, or disable this handler")
@@ -769,6 +801,20 @@ func (c *Config) validateDelivery(p *problems) {
 			p.add(at+".sink.type", "%q is not dir or http", s.Type)
 		}
 	}
+}
+
+// holdsForever says why a stack can redeliver a failing line without end,
+// or "" when it cannot.
+func holdsForever(stack []Middleware) string {
+	for _, m := range stack {
+		if m.Poison != nil {
+			if m.Poison.AfterRetries != nil && !*m.Poison.AfterRetries {
+				return "its poison_queue has after_retries: false (errors other than its permanent kinds are never poisoned)"
+			}
+			return ""
+		}
+	}
+	return "its middleware has no poison_queue"
 }
 
 func kindList() string {

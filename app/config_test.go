@@ -141,7 +141,7 @@ func TestEnvironmentOverridesAnyValue(t *testing.T) {
 		"ORDERFLOW_KAFKA_SASL_PASSWORD":                            "s3cret-sasl",
 		"ORDERFLOW_MONGODB_URI":                                    "mongodb://app:s3cret-uri@db:27017/",
 		"ORDERFLOW_MONGODB_PASSWORD":                               "s3cret-mongo",
-		"ORDERFLOW_HANDLERS_ENRICH_ENABLED":                        "false",
+		"ORDERFLOW_HANDLERS_DELIVER_ENABLED":                       "false",
 		"ORDERFLOW_HANDLERS_VALIDATE_MIDDLEWARE_RETRY_MAX_RETRIES": "7",
 		"ORDERFLOW_MIDDLEWARE_RETRY_MAX_RETRIES":                   "5",
 		"ORDERFLOW_TOPICS_RAW_ORDER_PARTITIONS":                    "16",
@@ -154,7 +154,7 @@ func TestEnvironmentOverridesAnyValue(t *testing.T) {
 		t.Fatal(err)
 	}
 	if strings.Join(cfg.Kafka.Brokers, ",") != "k1:9092,k2:9092" || cfg.Kafka.SASL.Password != "s3cret-sasl" ||
-		cfg.MongoDB.Password != "s3cret-mongo" || cfg.Handlers[1].IsEnabled() || cfg.Topics["raw_order"].Partitions != 16 ||
+		cfg.MongoDB.Password != "s3cret-mongo" || cfg.Handlers[3].IsEnabled() || cfg.Topics["raw_order"].Partitions != 16 ||
 		cfg.Kafka.CommitInterval.Duration != 250*time.Millisecond || cfg.Middleware[2].Retry.MaxRetries != 5 ||
 		cfg.Delivery.Partners[0].Sink.Path != "/srv/p2" {
 		t.Fatalf("environment not applied: %+v", cfg)

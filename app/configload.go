@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -51,9 +52,21 @@ func Load(data []byte, file string, env func(string) (string, bool)) (*Config, e
 			return nil, fmt.Errorf("%s: %w", file, err)
 		}
 	}
-	if env != nil {
-		applyEnv(reflect.ValueOf(cfg).Elem(), strings.TrimSuffix(EnvPrefix, "_"), env, &p)
+	// Every name the overlay looks up is a valid variable: CheckEnviron and
+	// `config env` use the list.
+	looked := map[string]bool{}
+	lookup := func(name string) (string, bool) {
+		looked[name] = true
+		if env == nil {
+			return "", false
+		}
+		return env(name)
 	}
+	applyEnv(reflect.ValueOf(cfg).Elem(), strings.TrimSuffix(EnvPrefix, "_"), lookup, &p)
+	for name := range looked {
+		cfg.envNames = append(cfg.envNames, name)
+	}
+	slices.Sort(cfg.envNames)
 	cfg.setDefaults()
 	cfg.validate(&p)
 	if err := p.err(lines, file); err != nil {

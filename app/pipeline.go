@@ -91,10 +91,8 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 			opened.release()
 		}
 	}()
-	for _, name := range opts.Only {
-		if !slices.ContainsFunc(cfg.Handlers, func(h HandlerConfig) bool { return h.Name == name }) {
-			return nil, fmt.Errorf("--only %s: no handler of that name in the configuration", name)
-		}
+	if err := cfg.CheckOnly(opts.Only); err != nil {
+		return nil, err
 	}
 	if cfg.Tracing.Enabled {
 		if p.stopTracing, err = tracing.Setup(ctx, tracing.Config{
@@ -137,11 +135,13 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 		log.Warn("not ready until the metadata is loaded: lines wait up to metadata.unknown_reference_grace for it", "reason", err)
 	}
 	p.metrics.Registry.MustRegister(metastore.NewCollector(p.cache))
-	if err := status.EnsureViewIndexes(ctx, p.mongo.DB); err != nil {
-		return nil, err
-	}
 	p.reader = StatusReader(cfg, p.mongo.DB)
-	p.view = status.NewView(p.mongo.DB, status.ViewConfig{Logger: log, Resolve: p.reader.Order})
+	if cfg.Status.OrderStatusEnabled() {
+		if err := status.EnsureViewIndexes(ctx, p.mongo.DB); err != nil {
+			return nil, err
+		}
+		p.view = status.NewView(p.mongo.DB, status.ViewConfig{Logger: log, Resolve: p.reader.Order})
+	}
 	p.recorder, err = status.NewRecorder(events, status.RecorderConfig{
 		MaxBatch:     cfg.Status.MaxBatch,
 		WriteTimeout: cfg.Status.WriteTimeout.Duration,
@@ -170,11 +170,7 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 		return nil, err
 	}
 	for _, h := range cfg.Handlers {
-		if len(opts.Only) > 0 {
-			if !slices.Contains(opts.Only, h.Name) {
-				continue
-			}
-		} else if !h.IsEnabled() {
+		if !h.IsEnabled() || (len(opts.Only) > 0 && !slices.Contains(opts.Only, h.Name)) {
 			continue
 		}
 		if err := p.addHandler(h, deps); err != nil {
@@ -363,11 +359,13 @@ func (p *Pipeline) Run(ctx context.Context, running chan<- struct{}) error {
 		defer wg.Done()
 		p.cache.Run(cacheCtx)
 	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		p.view.Run(cacheCtx)
-	}()
+	if p.view != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.view.Run(cacheCtx)
+		}()
+	}
 	defer stopCache()
 
 	stopped := make(chan struct{})

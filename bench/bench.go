@@ -57,7 +57,10 @@ type Options struct {
 	// BaselineLines and BaselineTime bound the baseline run.
 	BaselineLines int
 	BaselineTime  time.Duration
-	Partitions    int
+	// NoViewLines is the size of a run without the order_status collection,
+	// to show what keeping it costs; 0 skips it.
+	NoViewLines int
+	Partitions  int
 	// Config gives the servers; without brokers and a MongoDB URI the
 	// embedded ones are started.
 	Config *app.Config
@@ -87,10 +90,14 @@ type Result struct {
 	BaselineLines        int     `json:"baseline_lines"`
 	BaselineCommandsLine float64 `json:"baseline_mongodb_commands_per_line"`
 	// Ratios.
-	PipelineOverCeiling   float64 `json:"pipeline_over_ceiling"`
-	RouterOnlyOverCeiling float64 `json:"router_only_over_ceiling"`
-	PipelineOverBaseline  float64 `json:"pipeline_over_baseline"`
-	LargeOverSmall        float64 `json:"large_over_small_throughput,omitempty"`
+	PipelineOverCeiling float64 `json:"pipeline_over_ceiling"`
+	// NoView is the pipeline without the order_status collection, and
+	// ViewCost the main run's throughput over it.
+	NoView                *RunFigures `json:"pipeline_without_order_status,omitempty"`
+	ViewCost              float64     `json:"pipeline_over_pipeline_without_order_status,omitempty"`
+	RouterOnlyOverCeiling float64     `json:"router_only_over_ceiling"`
+	PipelineOverBaseline  float64     `json:"pipeline_over_baseline"`
+	LargeOverSmall        float64     `json:"large_over_small_throughput,omitempty"`
 }
 
 // RunFigures are the figures of one pipeline run.
@@ -120,6 +127,7 @@ type bench struct {
 	brokers []string
 	kopts   []kgo.Opt
 	mongo   *app.Mongo
+	noView  bool // runs leave out the order_status collection
 	tmp     string
 	runSeq  int
 }
@@ -192,6 +200,18 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	say("  %.0f lines/s", res.Pipeline.LinesPerSecond)
 	res.PipelineOverCeiling = res.Pipeline.LinesPerSecond / res.CeilingLPS
 
+	if opts.NoViewLines > 0 {
+		say("pipeline without the order_status collection: %d lines", opts.NoViewLines)
+		b.noView = true
+		nv, err := b.pipeline(ctx, opts.NoViewLines, 0)
+		b.noView = false
+		if err != nil {
+			return nil, fmt.Errorf("pipeline without order_status: %w", err)
+		}
+		res.NoView = &nv
+		res.ViewCost = res.Pipeline.LinesPerSecond / nv.LinesPerSecond
+		say("  %.0f lines/s", nv.LinesPerSecond)
+	}
 	if opts.HalfRateLines > 0 {
 		rate := res.Pipeline.LinesPerSecond / 2
 		say("pipeline at half its maximum rate (%.0f lines/s): %d lines", rate, opts.HalfRateLines)
@@ -498,6 +518,10 @@ func (b *bench) runConfig(name string) (*app.Config, string, error) {
 		return nil, "", err
 	}
 	cfg.HTTP.Listen = "127.0.0.1:" + strconv.Itoa(port)
+	if b.noView {
+		off := false
+		cfg.Status.OrderStatus = &off
+	}
 	cfg.Log.Level, cfg.Log.Format = "warn", "json"
 	out, err := yaml.Marshal(&cfg)
 	if err != nil {

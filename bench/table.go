@@ -33,6 +33,10 @@ func (r *Result) Print(w io.Writer) {
 		row("Router alone / ceiling", fmt.Sprintf("%.3f", r.RouterOnlyOverCeiling), "", "(bounds the next ratio)")
 	}
 	row("pipeline: generate to routed", group(int(p.LinesPerSecond))+" lines/s", "", "")
+	if nv := r.NoView; nv != nil {
+		row("pipeline without order_status", group(int(nv.LinesPerSecond))+" lines/s", "", fmt.Sprintf("(%s lines)", group(nv.Lines)))
+		row("pipeline / pipeline without order_status", fmt.Sprintf("%.2f", r.ViewCost), ">= 0.9", check(r.ViewCost >= 0.9))
+	}
 	row("pipeline / ceiling", fmt.Sprintf("%.3f", r.PipelineOverCeiling), fmt.Sprintf(">= %.1f", Goals.PipelineOverCeiling), check(r.PipelineOverCeiling >= Goals.PipelineOverCeiling))
 	if r.BaselineLPS > 0 {
 		row("plain baseline (lookup + update_one/msg)", fmt.Sprintf("%.1f lines/s", r.BaselineLPS), "", fmt.Sprintf("(%s lines)", group(r.BaselineLines)))
