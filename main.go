@@ -66,7 +66,7 @@ Usage:
       What is in the poison queue, and why.
   orderflow poison replay (--filter FIELD=VALUE ... | --all) [--force]
       Publish poisoned messages back to their original topics. Fields:
-      handler, topic, group, kind, order, id, reason (a substring).
+      handler, topic, group, kind, key, order, id, reason (a substring).
   orderflow bench [--lines N] [--partitions P] [--json FILE]
       Measure the pipeline against raw Kafka and a plain Watermill baseline.
   orderflow embedded [--kafka ADDR] [--mongo ADDR] [--data DIR]
@@ -544,7 +544,7 @@ func cmdPoison(ctx context.Context, what string, args []string, stdout, stderr i
 	topic := fs.String("topic", "", "poison topic (default: the configured poison queue)")
 	asJSON := fs.Bool("json", false, "print JSON (list)")
 	var filters multiFlag
-	fs.Var(&filters, "filter", "replay the entries matching FIELD=VALUE; repeat to narrow")
+	fs.Var(&filters, "filter", "replay the entries matching FIELD=VALUE (handler, topic, group, kind, key, order, id, reason); repeat to narrow")
 	all := fs.Bool("all", false, "replay every entry not replayed yet")
 	force := fs.Bool("force", false, "replay entries that were replayed before")
 	if err := parse(fs, args); err != nil {
@@ -602,7 +602,11 @@ func cmdPoison(ctx context.Context, what string, args []string, stdout, stderr i
 		return nil
 	}
 	res, err := store.Replay(ctx, selected, *force)
-	fmt.Fprintf(stdout, "replayed %d, skipped %d already replayed (use --force to replay them again)\n", res.Replayed, res.Skipped)
+	if *force || res.Skipped == 0 {
+		fmt.Fprintf(stdout, "replayed %d\n", res.Replayed)
+	} else {
+		fmt.Fprintf(stdout, "replayed %d, skipped %d already replayed (use --force to replay them again)\n", res.Replayed, res.Skipped)
+	}
 	return err
 }
 

@@ -288,7 +288,7 @@ func (p *Pipeline) stack(h HandlerConfig, stack []Middleware) ([]message.Handler
 	for _, m := range stack {
 		switch m.Kind {
 		case MWCorrelationID:
-			out = append(out, wmmiddleware.CorrelationID)
+			out = append(out, middleware.CorrelationID)
 		case MWPoisonQueue:
 			mw, err := middleware.PoisonQueue(middleware.PoisonQueueConfig{
 				Publisher:    keepOpen{&status.Publisher{Next: p.pub, Writer: p.recorder, Status: status.Failed, ReasonKey: middleware.ReasonKey, Context: p.stopCtx}},

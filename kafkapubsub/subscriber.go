@@ -261,7 +261,9 @@ func newSubscription(ctx context.Context, cfg SubscriberConfig, topic string) (*
 		kgo.OnPartitionsAssigned(sub.assigned),
 		kgo.OnPartitionsRevoked(sub.revoked),
 		kgo.OnPartitionsLost(sub.lost),
-		kgo.WithLogger(kgoLogger{sub.log}),
+		// franz-go names the group in its own key-values: the logger it gets
+		// carries only the topic, so no line says "group" twice.
+		kgo.WithLogger(kgoLogger{cfg.Logger.With("topic", topic)}),
 	}, cfg.ClientOptions...)
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID+"-"+topic))

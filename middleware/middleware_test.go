@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/orderflow/orderflow/failure"
 )
@@ -176,5 +177,43 @@ func TestEveryPoisonedMessageIsCounted(t *testing.T) {
 	}
 	if len(counted) != 3 || len(pub.msgs) != 3 {
 		t.Fatalf("3 poisoned, %d counted, %d published", len(counted), len(pub.msgs))
+	}
+}
+
+func TestCorrelationIDIsGivenWhenMissing(t *testing.T) {
+	var seen string
+	h := CorrelationID(func(msg *message.Message) ([]*message.Message, error) {
+		seen = wmmiddleware.MessageCorrelationID(msg)
+		return []*message.Message{message.NewMessage("out", nil)}, nil
+	})
+	out, err := h(message.NewMessage("in-uuid", []byte("x")))
+	if err != nil || seen != "in-uuid" || wmmiddleware.MessageCorrelationID(out[0]) != "in-uuid" {
+		t.Fatalf("correlation id %q on the input, %q on the output, %v", seen, wmmiddleware.MessageCorrelationID(out[0]), err)
+	}
+	kept := message.NewMessage("u2", nil)
+	wmmiddleware.SetCorrelationID("upstream", kept)
+	out, _ = h(kept)
+	if wmmiddleware.MessageCorrelationID(out[0]) != "upstream" {
+		t.Fatal("an existing correlation id was replaced")
+	}
+}
+
+func TestPoisonKindIsKeptWhenRetried(t *testing.T) {
+	pub := &memPub{}
+	// unknown_reference left out of permanent: retried, then poisoned.
+	classifier := Classifier{Permanent: []failure.Kind{failure.InvalidInput}}
+	pq, err := PoisonQueue(PoisonQueueConfig{Publisher: pub, Topic: "poison", Classifier: classifier, AfterRetries: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := pq(Retry(RetryConfig{MaxRetries: 2, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond, Multiplier: 1, Classifier: classifier})(
+		func(*message.Message) ([]*message.Message, error) {
+			return nil, failure.Permanent(failure.UnknownReference, errors.New("unknown product_id 7"))
+		}))
+	if _, err := h(message.NewMessage("u", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.msgs) != 1 || pub.msgs[0].Metadata.Get(KindKey) != "unknown_reference" {
+		t.Fatalf("poisoned as %q, want unknown_reference", pub.msgs[0].Metadata.Get(KindKey))
 	}
 }

@@ -116,8 +116,11 @@ func (c PoisonQueueConfig) poisons(err error) bool {
 }
 
 func (c PoisonQueueConfig) mark(msg *message.Message, err error) {
+	// The kind is what the error is, whether or not this stack poisons it
+	// at once: an unknown_reference poisoned after its retries is still one,
+	// so `poison replay --filter kind=unknown_reference` finds it.
 	kind := "transient"
-	if k, ok := failure.PermanentKind(err); ok && c.Classifier.IsPermanent(err) {
+	if k, ok := failure.PermanentKind(err); ok {
 		kind = string(k)
 	}
 	ctx := msg.Context()
