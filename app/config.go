@@ -137,6 +137,12 @@ func (c StatusConfig) OrderStatusEnabled() bool { return c.OrderStatus == nil ||
 type RouterConfig struct {
 	// CloseTimeout bounds a graceful shutdown.
 	CloseTimeout Duration `yaml:"close_timeout"`
+	// HeldDegradedAfter: /readyz reports degraded once a line of a
+	// redeliver_forever handler has kept failing this long.
+	HeldDegradedAfter Duration `yaml:"held_degraded_after"`
+	// HeldReportAfter is the failures of one line, in such a handler,
+	// after which it is logged at ERROR level, counted and listed by /stuck.
+	HeldReportAfter int `yaml:"held_report_after"`
 }
 
 // HTTPConfig configures the metrics, health, API and dashboard listener.
@@ -433,6 +439,8 @@ func (c *Config) setDefaults() {
 	defDur(&c.Status.WriteTimeout, 10*time.Second)
 	defDur(&c.Status.OpenOrderQuiet, 10*time.Second)
 	defDur(&c.Router.CloseTimeout, 30*time.Second)
+	defDur(&c.Router.HeldDegradedAfter, 5*time.Minute)
+	defInt(&c.Router.HeldReportAfter, 10)
 	defDur(&c.HTTP.StuckAfter, 5*time.Minute)
 	defStr(&c.Log.Level, "info")
 	defStr(&c.Log.Format, "auto")
@@ -585,6 +593,9 @@ func (c *Config) validate(p *problems) {
 	}
 	if c.Metadata.VersionPollInterval.Duration == 0 && c.Metadata.VersionPollInterval.raw != "" {
 		p.add("metadata.version_poll_interval", "must be positive")
+	}
+	if c.Router.HeldReportAfter < 1 {
+		p.add("router.held_report_after", "must be at least 1")
 	}
 	if c.Status.MaxBatch < 1 {
 		p.add("status.max_batch", "must be at least 1")

@@ -2,9 +2,15 @@ package app
 
 import (
 	"errors"
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow/internal/testenv"
+	"github.com/orderflow/orderflow/order"
 )
 
 // TestConfigCheckRefusesGraphsThatCannotWork edits the shipped configuration
@@ -123,5 +129,63 @@ func TestUnknownEnvironmentVariableIsRefused(t *testing.T) {
 		if !slices.Contains(names, n) {
 			t.Errorf("config env lacks %s", n)
 		}
+	}
+}
+
+// TestRedeliverForeverIsNeverSilent runs a handler declared to redeliver
+// without end (no poison queue) on a line that always fails: it is listed by
+// /stuck with its reason, counted, and /readyz turns degraded.
+func TestRedeliverForeverIsNeverSilent(t *testing.T) {
+	brokers, _ := testenv.Brokers(t)
+	cfg := testConfig(t, brokers, testenv.MongoURI(t), func(c *Config) {
+		c.Metadata.UnknownReferenceGrace = D(0)
+		c.Router.HeldReportAfter = 3
+		c.Router.HeldDegradedAfter = D(time.Second)
+		c.Handlers[1].RedeliverForever = true
+		c.Handlers[1].Middleware = []Middleware{{Kind: MWCorrelationID}, {Kind: MWRecoverer}}
+	})
+	ctx := testenv.Context(t, 2*time.Minute)
+	if err := loadSample(ctx, cfg, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	base := startPipelineHTTP(t, ctx, cfg)
+	o := makeOrder(950001, 1000)
+	o.Products[0].FromLocation = 99999 // unknown: enrich fails it every time
+	publishTestOrders(t, cfg, []order.Order{o}, 0)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var stuck struct {
+			Held []struct {
+				Handler  string `json:"handler"`
+				OrderID  string `json:"order_id"`
+				Attempts int    `json:"attempts"`
+				Reason   string `json:"reason"`
+			} `json:"held_lines"`
+		}
+		getJSON(t, base+"stuck", &stuck)
+		code, reason := readyz(t, base)
+		if len(stuck.Held) == 1 && code == http.StatusServiceUnavailable {
+			h := stuck.Held[0]
+			if h.Handler != "enrich" || h.OrderID != "950001" || h.Attempts < 3 || !strings.Contains(h.Reason, "unknown from_location 99999") {
+				t.Fatalf("held line %+v", h)
+			}
+			if !strings.Contains(reason, "degraded") || !strings.Contains(reason, "unknown from_location 99999") {
+				t.Fatalf("/readyz says %q", reason)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a minute: held %+v, /readyz %d %q", stuck.Held, code, reason)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	resp, err := http.Get(base + "metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), `orderflow_held_lines_total{handler="enrich"} 1`) {
+		t.Fatal("the held line is not counted in /metrics")
 	}
 }

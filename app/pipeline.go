@@ -56,6 +56,7 @@ type Pipeline struct {
 	recorder *status.Recorder
 	cache    *metastore.Cache
 	view     *status.View
+	held     *middleware.HeldLines // lines redeliver_forever handlers keep failing
 	reader   *status.Reader
 	handlers []string
 	metrics  *metrics.Metrics
@@ -79,7 +80,7 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 	if log == nil {
 		log = slog.Default()
 	}
-	p = &Pipeline{cfg: cfg, log: log, stopping: make(chan struct{}), metrics: opts.Metrics}
+	p = &Pipeline{cfg: cfg, log: log, stopping: make(chan struct{}), metrics: opts.Metrics, held: middleware.NewHeldLines()}
 	p.stopCtx, p.stopWrites = context.WithCancel(context.Background())
 	if p.metrics == nil {
 		p.metrics = metrics.New()
@@ -268,6 +269,18 @@ func (p *Pipeline) addHandler(h HandlerConfig, deps handlers.Deps) error {
 	if err != nil {
 		return err
 	}
+	if h.RedeliverForever {
+		// Declared to hold a failing line without end: never silently.
+		watch := middleware.Held(middleware.HeldConfig{Lines: p.held, ReportAfter: p.cfg.Router.HeldReportAfter, Logger: p.log, OnHeld: p.metrics.OnHeld,
+			OrderID: func(msg *message.Message) string {
+				if ref, ok := status.LineFrom(msg.Context()); ok {
+					return strconv.FormatInt(ref.OrderID, 10)
+				}
+				pos, _ := Position(msg)
+				return string(pos.Key)
+			}})
+		mws = append([]message.HandlerMiddleware{watch}, mws...)
+	}
 	handler.AddMiddleware(mws...)
 	p.handlers = append(p.handlers, h.Name)
 	return nil
@@ -399,6 +412,7 @@ func (p *Pipeline) Run(ctx context.Context, running chan<- struct{}) error {
 		srv, err := httpapi.Start(httpapi.Config{
 			Listen: p.cfg.HTTP.Listen, Gatherer: p.metrics.Registry, Ready: p.ready, Orders: p.reader,
 			StuckAfter: p.cfg.HTTP.StuckAfter.Duration, Logger: p.log,
+			Held: func() any { return p.held.List() },
 		})
 		if err != nil {
 			p.router.Close()
@@ -453,6 +467,11 @@ func (p *Pipeline) ready(ctx context.Context) error {
 	if err := p.mongo.Client.Ping(ctx, nil); err != nil {
 		return fmt.Errorf("mongodb: %w", err)
 	}
+	if held := p.held.List(); len(held) > 0 && time.Since(held[0].Since) >= p.cfg.Router.HeldDegradedAfter.Duration {
+		l := held[0]
+		return fmt.Errorf("degraded: %d line(s) held; handler %s has failed a line of order %s %d times since %s: %s",
+			len(held), l.Handler, l.OrderID, l.Attempts, l.Since.Format(time.RFC3339), l.Reason)
+	}
 	return p.cache.Ready()
 }
 
@@ -476,6 +495,15 @@ func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(l.Lag), l.Group, l.Topic, strconv.Itoa(int(l.Partition)))
 		}
 	}
+}
+
+// Close releases a pipeline that was built but never run; Run releases its
+// own.
+func (p *Pipeline) Close() {
+	for _, s := range p.subs {
+		_ = s.Close()
+	}
+	p.release()
 }
 
 // release closes what NewPipeline opened, in dependency order.

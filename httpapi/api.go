@@ -164,10 +164,17 @@ func (s *Server) getStuck(w http.ResponseWriter, r *http.Request) {
 			page.Orders = append(page.Orders, o)
 		}
 	}
+	var held any = []any{}
+	if s.cfg.Held != nil {
+		held = s.cfg.Held()
+	}
 	writeJSON(w, http.StatusOK, struct {
 		orderPage
 		OlderThan string `json:"older_than"`
-	}{page, olderThan.String()})
+		// Held are the lines this process's redeliver_forever handlers
+		// keep failing, with their reasons.
+		Held any `json:"held_lines"`
+	}{page, olderThan.String(), held})
 }
 
 func intParam(v string, def, lo, hi int) (int, error) {

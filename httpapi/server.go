@@ -32,7 +32,10 @@ type Config struct {
 	// StuckAfter is the default age after which /stuck lists an order that
 	// is not final.
 	StuckAfter time.Duration
-	Logger     *slog.Logger
+	// Held, when set, lists the lines held by redeliver_forever handlers,
+	// shown by /stuck beside the orders.
+	Held   func() any
+	Logger *slog.Logger
 }
 
 // Server serves the endpoints.

@@ -23,6 +23,9 @@ type Metrics struct {
 	// message sent to the poison queue (see OnPoison), keyed or not.
 	Rejected *prometheus.CounterVec
 	Poisoned *prometheus.CounterVec
+	// Held counts lines of redeliver_forever handlers that kept failing
+	// past the report threshold, by handler.
+	Held *prometheus.CounterVec
 	// StatusBatch and StatusWrite describe the status writes.
 	StatusBatch       prometheus.Histogram
 	StatusWrite       prometheus.Histogram
@@ -51,6 +54,10 @@ func New() *Metrics {
 		Poisoned: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "orderflow", Name: "poisoned_lines_total", Help: "Lines sent to the poison queue, by handler.",
 		}, []string{"handler"}),
+		Held: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "orderflow", Name: "held_lines_total",
+			Help: "Lines of redeliver_forever handlers reported held: they keep failing and are redelivered without end.",
+		}, []string{"handler"}),
 		StatusBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "orderflow", Name: "status_write_batch_records", Help: "Records per status write.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 14),
@@ -74,7 +81,7 @@ func New() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"status"}),
 	}
-	reg.MustRegister(m.Lines, m.Rejected, m.Poisoned, m.StatusBatch, m.StatusWrite, m.StatusWriteErrors,
+	reg.MustRegister(m.Lines, m.Rejected, m.Poisoned, m.Held, m.StatusBatch, m.StatusWrite, m.StatusWriteErrors,
 		m.MongoCommands, m.Deliveries, m.Latency)
 	return m
 }
@@ -82,6 +89,9 @@ func New() *Metrics {
 // OnPoison counts a poisoned message; it fits
 // middleware.PoisonQueueConfig.OnPoison.
 func (m *Metrics) OnPoison(handler string) { m.Poisoned.WithLabelValues(handler).Inc() }
+
+// OnHeld counts a held line; it fits middleware.HeldConfig.OnHeld.
+func (m *Metrics) OnHeld(handler string) { m.Held.WithLabelValues(handler).Inc() }
 
 // OnStatusWrite records a status write; it fits status.RecorderConfig.OnWrite.
 func (m *Metrics) OnStatusWrite(recs []status.Record, took time.Duration, err error) {

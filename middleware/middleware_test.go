@@ -217,3 +217,40 @@ func TestPoisonKindIsKeptWhenRetried(t *testing.T) {
 		t.Fatalf("poisoned as %q, want unknown_reference", pub.msgs[0].Metadata.Get(KindKey))
 	}
 }
+
+func TestHeldLineIsReportedAndListed(t *testing.T) {
+	lines := NewHeldLines()
+	var held []string
+	fail := true
+	h := Held(HeldConfig{Lines: lines, ReportAfter: 3, OnHeld: func(h string) { held = append(held, h) },
+		OrderID: func(*message.Message) string { return "42" }})(func(*message.Message) ([]*message.Message, error) {
+		if fail {
+			return nil, errors.New("partner says no")
+		}
+		return nil, nil
+	})
+	msg := message.NewMessage("u1", nil)
+	for range 7 {
+		if _, err := h(msg); err == nil {
+			t.Fatal("the failure was swallowed")
+		}
+	}
+	got := lines.List()
+	if len(held) != 1 || len(got) != 1 || got[0].Attempts != 7 || got[0].OrderID != "42" || got[0].Reason != "partner says no" {
+		t.Fatalf("held %v, listed %+v", held, got)
+	}
+	if _, err := h(message.NewMessage("u2", nil)); err == nil || len(lines.List()) != 1 {
+		t.Fatal("a line that failed once is listed as held")
+	}
+	fail = false
+	if _, err := h(msg); err != nil || len(lines.List()) != 0 {
+		t.Fatalf("a line that succeeded is still listed: %+v", lines.List())
+	}
+	// Unavailability is a pause, not a held line.
+	un := Held(HeldConfig{Lines: NewHeldLines(), ReportAfter: 1})(func(*message.Message) ([]*message.Message, error) {
+		return nil, failure.Unavailable(errors.New("mongo away"))
+	})
+	if _, err := un(msg); err == nil {
+		t.Fatal("unavailability swallowed")
+	}
+}
