@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"regexp"
@@ -17,27 +16,17 @@ import (
 // that match the work done.
 func TestMetricsAndHealth(t *testing.T) {
 	brokers, _ := testenv.Brokers(t)
-	cfg := testConfig(t, brokers, testenv.MongoURI(t), func(c *Config) { c.HTTP.Listen = "127.0.0.1:0" })
+	cfg := testConfig(t, brokers, testenv.MongoURI(t), nil)
 	ctx := testenv.Context(t, 2*time.Minute)
 	if err := loadSample(ctx, cfg, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewPipeline(ctx, cfg, Options{Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	running := make(chan struct{})
-	done := make(chan error, 1)
-	runCtx, stop := context.WithCancel(ctx)
-	go func() { done <- p.Run(runCtx, running) }()
-	<-running
-	defer func() { stop(); <-done }()
+	base := startPipelineHTTP(t, ctx, cfg)
 	res, err := Generate(ctx, cfg, GenerateOptions{Orders: 60, Seed: 9, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	orders := waitAllFinal(t, cfg, res.FirstID, res.LastID, 60, time.Minute)
-	base := p.HTTPURL()
 
 	for path, want := range map[string]int{"healthz": 200, "readyz": 200} {
 		resp, err := http.Get(base + path)

@@ -2,13 +2,14 @@ package metastore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/orderflow/orderflow/internal/mongoerr"
 )
 
 // Store reads and writes the metadata collections of one database.
@@ -135,7 +136,7 @@ func (s *Store) apply(ctx context.Context, name, keyField string, docs []keyedDo
 	for len(inserts) > 0 {
 		n := min(len(inserts), 1000)
 		_, err := coll.InsertMany(ctx, inserts[:n], options.InsertMany().SetOrdered(false))
-		if err != nil && !onlyDuplicateKeys(err) {
+		if err != nil && !mongoerr.OnlyDuplicateKeys(err) {
 			return nil, fmt.Errorf("insert into %s: %w", name, err)
 		}
 		counts.Inserted += n
@@ -224,19 +225,4 @@ func withoutID(d bson.D) bson.D {
 		}
 	}
 	return out
-}
-
-// onlyDuplicateKeys reports whether every write error of an unordered insert
-// is a duplicate key: another loader wrote the same documents first.
-func onlyDuplicateKeys(err error) bool {
-	var bwe mongo.BulkWriteException
-	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
-		return false
-	}
-	for _, we := range bwe.WriteErrors {
-		if we.Code != 11000 {
-			return false
-		}
-	}
-	return true
 }

@@ -13,6 +13,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/orderflow/orderflow/internal/mongoerr"
 )
 
 // ViewCollection is the original system's status collection, kept for any
@@ -306,7 +308,7 @@ func (v *View) apply(ctx context.Context, recs []Record, now time.Time) error {
 // order given, going on past the duplicates.
 func (v *View) insert(ctx context.Context, docs []any) error {
 	_, err := v.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	if err != nil && !onlyDuplicates(err) {
+	if err != nil && !mongoerr.OnlyDuplicateKeys(err) {
 		return fmt.Errorf("write %d statuses to %s: %w", len(docs), ViewCollection, err)
 	}
 	return nil
@@ -425,21 +427,6 @@ func (v *View) resolve(ctx context.Context) error {
 		v.commit(ts)
 	}
 	return errors.Join(errs...)
-}
-
-// onlyDuplicates reports whether every error of a bulk insert is a
-// duplicate key: the documents were already there.
-func onlyDuplicates(err error) bool {
-	var bwe mongo.BulkWriteException
-	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
-		return false
-	}
-	for _, we := range bwe.WriteErrors {
-		if we.Code != 11000 {
-			return false
-		}
-	}
-	return true
 }
 
 // WaitView waits until CompareView finds nothing or ctx ends, and returns
