@@ -1,5 +1,7 @@
 # The orderflow router image used by docker-compose.yml.
-FROM golang:1.26 AS build
+# The toolchain go.mod asks for: the image has GOTOOLCHAIN=local, so an older
+# patch release would refuse to build.
+FROM golang:1.26.8 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download

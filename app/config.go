@@ -61,11 +61,14 @@ type KafkaConfig struct {
 	Linger     Duration `yaml:"linger"`
 	// Compression of produced batches: none (the default; on a local
 	// network it only costs CPU), gzip, snappy, lz4 or zstd.
-	Compression     string     `yaml:"compression"`
-	DeliveryTimeout Duration   `yaml:"delivery_timeout"`
-	Replication     int        `yaml:"replication"`
-	TLS             TLSConfig  `yaml:"tls"`
-	SASL            SASLConfig `yaml:"sasl"`
+	Compression     string   `yaml:"compression"`
+	DeliveryTimeout Duration `yaml:"delivery_timeout"`
+	Replication     int      `yaml:"replication"`
+	// MinInsyncReplicas is min.insync.replicas of the topics created: with
+	// acks=all, a write counts once this many replicas have it.
+	MinInsyncReplicas int        `yaml:"min_insync_replicas"`
+	TLS               TLSConfig  `yaml:"tls"`
+	SASL              SASLConfig `yaml:"sasl"`
 }
 
 // TLSConfig enables TLS towards a server.
@@ -99,6 +102,11 @@ type MongoConfig struct {
 	AuthMechanism string    `yaml:"auth_mechanism"`
 	Timeout       Duration  `yaml:"timeout"`
 	TLS           TLSConfig `yaml:"tls"`
+	// WriteConcern is "majority" (the default: a status write is
+	// acknowledged once a majority of the replica set has it in its
+	// journal, so a mongod crash cannot lose records whose offsets were
+	// committed) or "1" (the primary alone, faster, less safe).
+	WriteConcern string `yaml:"write_concern"`
 }
 
 // MetadataConfig configures the in-memory metadata cache.
@@ -429,8 +437,10 @@ func (c *Config) setDefaults() {
 	defDur(&k.RebalanceTimeout, k.DrainTimeout.Duration+10*time.Second)
 	defDur(&k.DeliveryTimeout, 30*time.Second)
 	defInt(&k.Replication, 1)
+	defInt(&k.MinInsyncReplicas, max(1, k.Replication-1))
 	defStr(&c.MongoDB.Database, "orderflow")
 	defDur(&c.MongoDB.Timeout, 10*time.Second)
+	defStr(&c.MongoDB.WriteConcern, "majority")
 	defDur(&c.Metadata.RefreshInterval, 30*time.Second)
 	defDur(&c.Metadata.MissRefreshInterval, time.Second)
 	defDur(&c.Metadata.VersionPollInterval, 250*time.Millisecond)
@@ -575,6 +585,9 @@ func (c *Config) validate(p *problems) {
 	if k.Replication < 1 {
 		p.add("kafka.replication", "must be at least 1")
 	}
+	if k.MinInsyncReplicas < 1 || k.MinInsyncReplicas > k.Replication {
+		p.add("kafka.min_insync_replicas", "must be between 1 and kafka.replication (%d)", k.Replication)
+	}
 	switch k.SASL.Mechanism {
 	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
 	default:
@@ -587,6 +600,9 @@ func (c *Config) validate(p *problems) {
 		if u, err := url.Parse(c.MongoDB.URI); err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
 			p.add("mongodb.uri", "is not a mongodb:// or mongodb+srv:// URI")
 		}
+	}
+	if c.MongoDB.WriteConcern != "majority" && c.MongoDB.WriteConcern != "1" {
+		p.add("mongodb.write_concern", "%q is not majority or 1", c.MongoDB.WriteConcern)
 	}
 	if c.MongoDB.Database == "" {
 		p.add("mongodb.database", "is empty")

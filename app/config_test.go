@@ -188,3 +188,18 @@ func TestEnvironmentOverridesAnyValue(t *testing.T) {
 		t.Fatalf("bad environment value: %v", err)
 	}
 }
+
+func TestDurableMongoWriteConcernByDefault(t *testing.T) {
+	cfg, err := Load([]byte(shipped(t)), "orderflow.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc := writeConcern(cfg.MongoDB)
+	if wc == nil || wc.W != "majority" || wc.Journal == nil || !*wc.Journal {
+		t.Fatalf("write concern %+v, want majority with journal", wc)
+	}
+	cfg.MongoDB.WriteConcern = "fast"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "mongodb.write_concern") {
+		t.Fatalf("a bad write concern: %v", err)
+	}
+}

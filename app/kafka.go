@@ -73,7 +73,8 @@ func (k *Kafka) EnsureTopics(ctx context.Context, topics map[string]TopicConfig)
 	for name, t := range topics {
 		want[name] = int32(t.Partitions)
 	}
-	if err := kafkapubsub.EnsureTopics(ctx, k.cfg.Brokers, k.kgo, want, int16(k.cfg.Replication)); err != nil {
+	configs := map[string]string{"min.insync.replicas": strconv.Itoa(k.cfg.MinInsyncReplicas)}
+	if err := kafkapubsub.EnsureTopics(ctx, k.cfg.Brokers, k.kgo, want, int16(k.cfg.Replication), configs); err != nil {
 		return err
 	}
 	have, err := kafkapubsub.ExistingPartitions(ctx, k.cfg.Brokers, k.kgo, sortedKeys(topics)...)
@@ -91,15 +92,10 @@ func (k *Kafka) EnsureTopics(ctx context.Context, topics map[string]TopicConfig)
 // NewPublisher returns a publisher keyed by order id.
 func (k *Kafka) NewPublisher() (message.Publisher, error) {
 	if k.cfg.Client == "watermill-kafka" {
-		sc, err := k.saramaConfig()
+		sc, err := k.producerConfig()
 		if err != nil {
 			return nil, err
 		}
-		sc.Producer.Retry.Max = 10
-		sc.Producer.Return.Successes = true
-		sc.Producer.Partitioner = newJavaPartitioner
-		sc.Producer.Compression = map[string]sarama.CompressionCodec{"none": sarama.CompressionNone, "gzip": sarama.CompressionGZIP,
-			"snappy": sarama.CompressionSnappy, "lz4": sarama.CompressionLZ4, "zstd": sarama.CompressionZSTD}[k.cfg.Compression]
 		pub, err := wmkafka.NewPublisher(wmkafka.PublisherConfig{
 			Brokers: k.cfg.Brokers,
 			Marshaler: wmkafka.NewWithPartitioningMarshaler(func(topic string, msg *message.Message) (string, error) {
@@ -170,6 +166,27 @@ func (k *Kafka) NewSubscriber(group string) (message.Subscriber, error) {
 		return nil, fmt.Errorf("create kafka subscriber: %w", err)
 	}
 	return sub, nil
+}
+
+// producerConfig is the Sarama configuration of the watermill-kafka
+// publisher.
+func (k *Kafka) producerConfig() (*sarama.Config, error) {
+	sc, err := k.saramaConfig()
+	if err != nil {
+		return nil, err
+	}
+	sc.Producer.Retry.Max = 10
+	sc.Producer.Return.Successes = true
+	// Durable and without duplicates from the producer's own retries:
+	// every in-sync replica has a record before it counts as sent,
+	// and the broker drops a retried batch it already has.
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Idempotent = true
+	sc.Net.MaxOpenRequests = 1
+	sc.Producer.Partitioner = newJavaPartitioner
+	sc.Producer.Compression = map[string]sarama.CompressionCodec{"none": sarama.CompressionNone, "gzip": sarama.CompressionGZIP,
+		"snappy": sarama.CompressionSnappy, "lz4": sarama.CompressionLZ4, "zstd": sarama.CompressionZSTD}[k.cfg.Compression]
+	return sc, nil
 }
 
 func (k *Kafka) saramaConfig() (*sarama.Config, error) {

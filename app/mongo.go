@@ -8,6 +8,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
 	"github.com/orderflow/orderflow/status"
 )
@@ -49,6 +50,7 @@ func ConnectMongo(cfg MongoConfig, onCommand ...func(name string)) (*Mongo, erro
 				counter.onCommand(e.CommandName)
 			}
 		}})
+	opts.SetWriteConcern(writeConcern(cfg))
 	if cfg.Username != "" {
 		cred := options.Credential{Username: cfg.Username, Password: cfg.Password, AuthSource: cfg.AuthSource, AuthMechanism: cfg.AuthMechanism}
 		opts.SetAuth(cred)
@@ -65,6 +67,15 @@ func ConnectMongo(cfg MongoConfig, onCommand ...func(name string)) (*Mongo, erro
 		return nil, fmt.Errorf("connect to mongodb at %s: %w", MaskURI(cfg.URI), err)
 	}
 	return &Mongo{Client: client, DB: client.Database(cfg.Database), Commands: counter}, nil
+}
+
+// writeConcern is the configured write concern, always with the journal.
+func writeConcern(cfg MongoConfig) *writeconcern.WriteConcern {
+	journal := true
+	if cfg.WriteConcern == "1" {
+		return &writeconcern.WriteConcern{W: 1, Journal: &journal}
+	}
+	return &writeconcern.WriteConcern{W: "majority", Journal: &journal}
 }
 
 // Close disconnects.

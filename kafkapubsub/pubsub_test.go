@@ -3,11 +3,14 @@ package kafkapubsub
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderflow/orderflow/internal/testenv"
 )
@@ -89,8 +92,22 @@ func receive(t *testing.T, ch <-chan *message.Message, n int, timeout time.Durat
 func TestPublishSubscribeRoundTrip(t *testing.T) {
 	brokers, _ := testenv.Brokers(t)
 	topic := "roundtrip_" + testenv.Unique()
-	if err := EnsureTopics(context.Background(), brokers, nil, map[string]int32{topic: 4}, 1); err != nil {
+	if err := EnsureTopics(context.Background(), brokers, nil, map[string]int32{topic: 4}, 1, map[string]string{"min.insync.replicas": "1"}); err != nil {
 		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	described, err := kadm.NewClient(cl).DescribeTopicConfigs(context.Background(), topic)
+	cl.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc, err := described.On(topic, nil); err != nil || !slices.ContainsFunc(rc.Configs, func(c kadm.Config) bool {
+		return c.Key == "min.insync.replicas" && c.MaybeValue() == "1"
+	}) {
+		t.Fatalf("created topic configs: %+v %v", rc, err)
 	}
 	parts, err := ExistingPartitions(context.Background(), brokers, nil, topic, "missing_"+testenv.Unique())
 	if err != nil || parts[topic] != 4 || len(parts) != 1 {
@@ -139,7 +156,7 @@ func TestPublishSubscribeRoundTrip(t *testing.T) {
 func TestUnackedMessagesAreRedeliveredAfterRestart(t *testing.T) {
 	brokers, _ := testenv.Brokers(t)
 	topic := "unacked_" + testenv.Unique()
-	EnsureTopics(context.Background(), brokers, nil, map[string]int32{topic: 2}, 1)
+	EnsureTopics(context.Background(), brokers, nil, map[string]int32{topic: 2}, 1, nil)
 	publish(t, brokers, topic, 200)
 
 	// Ack every message but three, out of order, and leave those unsettled,
@@ -179,7 +196,7 @@ func TestUnackedMessagesAreRedeliveredAfterRestart(t *testing.T) {
 func TestNackRedeliversSameMessage(t *testing.T) {
 	brokers, _ := testenv.Brokers(t)
 	topic := "nack_" + testenv.Unique()
-	EnsureTopics(context.Background(), brokers, nil, map[string]int32{topic: 1}, 1)
+	EnsureTopics(context.Background(), brokers, nil, map[string]int32{topic: 1}, 1, nil)
 	publish(t, brokers, topic, 1)
 	sub := newSub(t, brokers, "g3", func(c *SubscriberConfig) { c.NackBackoff = 10 * time.Millisecond })
 	defer sub.Close()
@@ -210,7 +227,7 @@ func TestTwoMembersShareAndTakeOver(t *testing.T) {
 		t.Skip("needs the embedded broker to watch the group")
 	}
 	topic := "share_" + testenv.Unique()
-	EnsureTopics(context.Background(), brokers, nil, map[string]int32{topic: 4}, 1)
+	EnsureTopics(context.Background(), brokers, nil, map[string]int32{topic: 4}, 1, nil)
 	a := newSub(t, brokers, "g4", nil)
 	b := newSub(t, brokers, "g4", nil)
 	cha, _ := a.Subscribe(context.Background(), topic)

@@ -10,10 +10,11 @@ import (
 )
 
 // EnsureTopics creates the topics that do not exist yet, with the given
-// partition counts. An existing topic is left as it is, even when it has a
+// partition counts, replication factor and topic configs (such as
+// min.insync.replicas; nil for the broker's defaults). An existing topic is left as it is, even when it has a
 // different partition count (changing it would move keys between
 // partitions); ExistingPartitions tells what it has.
-func EnsureTopics(ctx context.Context, brokers []string, opts []kgo.Opt, partitions map[string]int32, replication int16) error {
+func EnsureTopics(ctx context.Context, brokers []string, opts []kgo.Opt, partitions map[string]int32, replication int16, configs map[string]string) error {
 	if len(partitions) == 0 {
 		return nil
 	}
@@ -29,6 +30,11 @@ func EnsureTopics(ctx context.Context, brokers []string, opts []kgo.Opt, partiti
 		t.Topic = name
 		t.NumPartitions = n
 		t.ReplicationFactor = replication
+		for k, v := range configs {
+			c := kmsg.NewCreateTopicsRequestTopicConfig()
+			c.Name, c.Value = k, kmsg.StringPtr(v)
+			t.Configs = append(t.Configs, c)
+		}
 		req.Topics = append(req.Topics, t)
 	}
 	resp, err := req.RequestWith(ctx, client)
