@@ -14,6 +14,8 @@ package failure
 import (
 	"context"
 	"errors"
+	"strconv"
+	"unicode/utf8"
 )
 
 // Kind names a class of permanent error. Poison-queue filters are configured
@@ -76,4 +78,21 @@ func Unavailable(err error) error {
 func IsUnavailable(err error) bool {
 	var u *unavailableError
 	return errors.As(err, &u) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// MaxReason bounds a reason where it is stored or sent (a poison header, a
+// status record): a reason quotes input, and input can be large.
+const MaxReason = 1024
+
+// Reason returns s cut to MaxReason bytes, on a rune boundary, saying how
+// long it was.
+func Reason(s string) string {
+	if len(s) <= MaxReason {
+		return s
+	}
+	cut := MaxReason - 40
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "… (" + strconv.Itoa(len(s)) + " bytes in all)"
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestClassification(t *testing.T) {
@@ -28,5 +30,16 @@ func TestClassification(t *testing.T) {
 	}
 	if Permanent(InvalidInput, nil) != nil || Unavailable(nil) != nil {
 		t.Fatal("wrapping nil must give nil")
+	}
+}
+
+func TestReasonIsBounded(t *testing.T) {
+	if got := Reason("short"); got != "short" {
+		t.Fatalf("a short reason changed: %q", got)
+	}
+	long := "é" + strings.Repeat("x", 600_000)
+	got := Reason(long)
+	if len(got) > MaxReason || !strings.HasSuffix(got, "(600002 bytes in all)") || !utf8.ValidString(got) {
+		t.Fatalf("cut to %d bytes: ...%q", len(got), got[max(0, len(got)-40):])
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -252,5 +253,18 @@ func TestHeldLineIsReportedAndListed(t *testing.T) {
 	})
 	if _, err := un(msg); err == nil {
 		t.Fatal("unavailability swallowed")
+	}
+}
+
+func TestPoisonReasonIsBounded(t *testing.T) {
+	pub := &memPub{}
+	h := chain(t, pub, &atomic.Bool{}, func(*message.Message) ([]*message.Message, error) {
+		return nil, failure.Permanent(failure.InvalidInput, fmt.Errorf("time %q is not a time", strings.Repeat("9", 600_000)))
+	})
+	if _, err := h(message.NewMessage("u", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if r := pub.msgs[0].Metadata.Get(ReasonKey); len(r) > failure.MaxReason || !strings.Contains(r, "bytes in all") {
+		t.Fatalf("poison reason of %d bytes", len(r))
 	}
 }

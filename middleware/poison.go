@@ -124,7 +124,7 @@ func (c PoisonQueueConfig) mark(msg *message.Message, err error) {
 		kind = string(k)
 	}
 	ctx := msg.Context()
-	msg.Metadata.Set(ReasonKey, err.Error())
+	msg.Metadata.Set(ReasonKey, failure.Reason(err.Error()))
 	msg.Metadata.Set(KindKey, kind)
 	msg.Metadata.Set(TopicKey, message.SubscribeTopicFromCtx(ctx))
 	msg.Metadata.Set(HandlerKey, message.HandlerNameFromCtx(ctx))

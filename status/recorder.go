@@ -246,7 +246,7 @@ func toDocs(recs []Record, maxPerDoc int, now time.Time) []any {
 		d.Recs = append(d.Recs, recDoc{
 			OrderID: rec.OrderID, Line: int32(rec.Line), Lines: int32(rec.Lines),
 			Time: rec.Time, Partition: rec.Partition, Offset: rec.Offset,
-			Reason: rec.Reason, Partner: rec.Partner, Detail: rec.Detail,
+			Reason: failure.Reason(rec.Reason), Partner: rec.Partner, Detail: failure.Reason(rec.Detail),
 		})
 	}
 	for _, d := range docs {

@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/orderflow/orderflow/failure"
 	"github.com/orderflow/orderflow/internal/mongoerr"
 )
 
@@ -183,7 +184,7 @@ func (v *View) chain(id int64, st Status, lines int, reason string, below int, n
 	add := func(st Status, reason string) {
 		if have&(1<<step(st)) == 0 {
 			docs = append(docs, ViewEntry{ID: strconv.FormatInt(id, 10) + "-" + string(st), OrderID: id,
-				Status: st, Step: step(st), Time: now, Lines: lines, Reason: reason})
+				Status: st, Step: step(st), Time: now, Lines: lines, Reason: failure.Reason(reason)})
 		}
 	}
 	for rank := 1; rank < below && rank <= len(Stages); rank++ {
