@@ -363,6 +363,10 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer m.Close(context.Background())
+	// A reader creates the indexes it reads by, whether or not a router ran.
+	if err := status.EnsureIndexes(ctx, m.DB.Collection(status.Collection)); err != nil {
+		fmt.Fprintln(stderr, "warning:", err)
+	}
 	reader := app.StatusReader(cfg, m.DB)
 	var orders []*status.Order
 	if len(ids) > 0 {

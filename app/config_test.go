@@ -203,3 +203,37 @@ func TestDurableMongoWriteConcernByDefault(t *testing.T) {
 		t.Fatalf("a bad write concern: %v", err)
 	}
 }
+
+func TestPartnerSecretsNameTheVariableTheLoaderReads(t *testing.T) {
+	text := strings.Replace(shipped(t), "sink: {type: dir, path: out/partner-route-2}", `sink: {type: http, url: "https://user:pw@partner.example/orders", token: t0ken}`, 1)
+	_, err := Load([]byte(text), "orderflow.yaml", nil)
+	if err == nil {
+		t.Fatal("a partner URL with user info and a token in the file were accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{"sink.url: the URL holds user info", "sink.token: secrets must not be written in the file: set ORDERFLOW_DELIVERY_PARTNERS_PARTNER_ROUTE_2_SINK_TOKEN"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not say %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "PARTNERS_0_") || strings.Contains(msg, "pw@") || strings.Contains(msg, "t0ken") {
+		t.Errorf("error names an index form or leaks a secret: %q", msg)
+	}
+	// What the loader reads by that name it really reads.
+	env := func(k string) (string, bool) {
+		return "t0ken", k == "ORDERFLOW_DELIVERY_PARTNERS_PARTNER_ROUTE_2_SINK_TOKEN"
+	}
+	cfg, err := Load([]byte(shipped(t)), "orderflow.yaml", env)
+	if err != nil || cfg.Delivery.Partners[0].Sink.Token != "t0ken" {
+		t.Fatalf("token by name: %v", err)
+	}
+}
+
+func TestOversizedConfigurationIsRefused(t *testing.T) {
+	huge := shipped(t) + "\n# " + strings.Repeat("x", MaxConfigBytes)
+	_, err := Load([]byte(huge), "huge.yaml", nil)
+	var ce *ConfigError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "over the 1048576-byte limit") {
+		t.Fatalf("got %v", err)
+	}
+}

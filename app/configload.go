@@ -21,11 +21,18 @@ import (
 // ORDERFLOW_MIDDLEWARE_RETRY_MAX_RETRIES.
 const EnvPrefix = "ORDERFLOW_"
 
+// MaxConfigBytes bounds a configuration file: the shipped one is 8 KB, and
+// a huge one would only cost memory and time to refuse.
+const MaxConfigBytes = 1 << 20
+
 // Load reads a configuration: the YAML in data (named file in errors), then
 // environment variables from env on top, then defaults for what is still
 // unset. The result is validated; every problem is reported with its key
 // and, when it comes from the file, its line.
 func Load(data []byte, file string, env func(string) (string, bool)) (*Config, error) {
+	if len(data) > MaxConfigBytes {
+		return nil, &ConfigError{Problems: []string{fmt.Sprintf("%s: %d bytes is over the %d-byte limit of a configuration file", file, len(data), MaxConfigBytes)}}
+	}
 	var p problems
 	lines := map[string]int{}
 	cfg := &Config{}
@@ -35,7 +42,7 @@ func Load(data []byte, file string, env func(string) (string, bool)) (*Config, e
 			return nil, fmt.Errorf("%s: %w", file, err)
 		}
 		if len(doc.Content) > 0 {
-			walkNode(doc.Content[0], reflect.TypeOf(Config{}), "", lines, &p)
+			walkNode(doc.Content[0], reflect.TypeOf(Config{}), "", lines, map[string]string{}, &p)
 		}
 		if err := p.err(lines, file); err != nil {
 			return nil, err
@@ -86,7 +93,7 @@ var (
 // walkNode checks the YAML tree against the Go type: every key must be a
 // known one, and no secret may be written in the file. It records the line
 // of every key it meets under its path ("handlers[1].processor").
-func walkNode(n *yaml.Node, t reflect.Type, path string, lines map[string]int, p *problems) {
+func walkNode(n *yaml.Node, t reflect.Type, path string, lines map[string]int, names map[string]string, p *problems) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -105,7 +112,7 @@ func walkNode(n *yaml.Node, t reflect.Type, path string, lines map[string]int, p
 		if n.Kind == yaml.MappingNode && len(n.Content) == 2 {
 			kind := n.Content[0].Value
 			if f := middlewareParams[kind]; f != nil {
-				walkNode(n.Content[1], reflect.TypeOf(f()), path+"."+kind, lines, p)
+				walkNode(n.Content[1], reflect.TypeOf(f()), path+"."+kind, lines, names, p)
 			}
 		}
 		return
@@ -125,8 +132,14 @@ func walkNode(n *yaml.Node, t reflect.Type, path string, lines map[string]int, p
 				continue
 			}
 			if f.Tag.Get("secret") == "true" && val.Value != "" {
-				p.add(at, "secrets must not be written in the file: set %s in the environment instead", envName(at))
+				p.add(at, "secrets must not be written in the file: set %s in the environment instead", envName(envPath(at, names)))
 				continue
+			}
+			if key.Value == "url" && at != "mongodb.uri" {
+				if u, err := url.Parse(val.Value); err == nil && u.User != nil {
+					p.add(at, "the URL holds user info (user:password@): keep credentials out of the file, and give the partner a token in %s", envName(envPath(strings.TrimSuffix(at, ".url")+".token", names)))
+					continue
+				}
 			}
 			if at == "mongodb.uri" {
 				if u, err := url.Parse(val.Value); err == nil && u.User != nil {
@@ -135,14 +148,23 @@ func walkNode(n *yaml.Node, t reflect.Type, path string, lines map[string]int, p
 					}
 				}
 			}
-			walkNode(val, f.Type, at, lines, p)
+			walkNode(val, f.Type, at, lines, names, p)
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			return
 		}
 		for i, item := range n.Content {
-			walkNode(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), lines, p)
+			at := fmt.Sprintf("%s[%d]", path, i)
+			// The environment addresses list entries by name.
+			if item.Kind == yaml.MappingNode {
+				for j := 0; j+1 < len(item.Content); j += 2 {
+					if item.Content[j].Value == "name" {
+						names[at] = item.Content[j+1].Value
+					}
+				}
+			}
+			walkNode(item, t.Elem(), at, lines, names, p)
 		}
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
@@ -151,9 +173,23 @@ func walkNode(n *yaml.Node, t reflect.Type, path string, lines map[string]int, p
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			at := join(path, n.Content[i].Value)
 			lines[at] = n.Content[i].Line
-			walkNode(n.Content[i+1], t.Elem(), at, lines, p)
+			walkNode(n.Content[i+1], t.Elem(), at, lines, names, p)
 		}
 	}
+}
+
+// envPath turns a key path with list indexes into the one the environment
+// uses, with list entries by name: delivery.partners[2].sink.token becomes
+// delivery.partners.acme.sink.token.
+func envPath(path string, names map[string]string) string {
+	out := path
+	for at, name := range names {
+		if strings.HasPrefix(path, at) {
+			i := strings.LastIndex(at, "[")
+			out = strings.Replace(out, at[i:], "."+name, 1)
+		}
+	}
+	return out
 }
 
 func join(path, key string) string {
@@ -378,6 +414,7 @@ func (c *Config) Masked() ([]byte, error) {
 	masked.Delivery.Partners = append([]PartnerConfig(nil), c.Delivery.Partners...)
 	for i := range masked.Delivery.Partners {
 		masked.Delivery.Partners[i].Sink.Token = mask(masked.Delivery.Partners[i].Sink.Token)
+		masked.Delivery.Partners[i].Sink.URL = MaskURI(masked.Delivery.Partners[i].Sink.URL)
 	}
 	out, err := yaml.Marshal(&masked)
 	if err != nil {

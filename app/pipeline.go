@@ -227,7 +227,13 @@ func (p *Pipeline) deps() (handlers.Deps, error) {
 		partner := handlers.Partner{Name: pc.Name, RouteIDs: pc.Match.RouteIDs, Categories: pc.Match.Categories}
 		switch pc.Sink.Type {
 		case "dir":
-			partner.Sink = delivery.DirSink{Dir: pc.Sink.Path}
+			sink := delivery.DirSink{Dir: pc.Sink.Path}
+			if n, err := sink.CleanTemp(time.Now()); err != nil {
+				p.log.Warn("partner directory: temporary files left by a crash could not be removed", "partner", pc.Name, "error", err)
+			} else if n > 0 {
+				p.log.Info("partner directory: removed temporary files left by a crash", "partner", pc.Name, "files", n)
+			}
+			partner.Sink = sink
 		case "http":
 			partner.Sink = delivery.HTTPSink{
 				URL: pc.Sink.URL, Token: pc.Sink.Token, Timeout: pc.Sink.Timeout.Duration,

@@ -137,3 +137,32 @@ func TestHTTPSink(t *testing.T) {
 		t.Fatalf("hang: %v after %d requests in %v", err, len(hang.keys), time.Since(start))
 	}
 }
+
+func TestDirSinkCleansStaleTemporaryFiles(t *testing.T) {
+	dir := t.TempDir()
+	stale, fresh := filepath.Join(dir, ".tmp-7-123"), filepath.Join(dir, ".tmp-8-456")
+	for _, f := range []string{stale, fresh, filepath.Join(dir, "7.json")} {
+		if err := os.WriteFile(f, []byte("{"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	n, err := DirSink{Dir: dir}.CleanTemp(time.Now())
+	if err != nil || n != 1 {
+		t.Fatalf("removed %d: %v", n, err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Error("the stale temporary file is still there")
+	}
+	for _, f := range []string{fresh, filepath.Join(dir, "7.json")} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("%s was removed: %v", f, err)
+		}
+	}
+	if n, err := (DirSink{Dir: filepath.Join(dir, "missing")}).CleanTemp(time.Now()); n != 0 || err != nil {
+		t.Fatalf("a missing directory: %d %v", n, err)
+	}
+}

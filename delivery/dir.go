@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 )
 
 // DirSink writes one file per order into a directory, named by the order id.
@@ -59,4 +60,30 @@ func (s DirSink) Deliver(ctx context.Context, d Document) (string, error) {
 		dir.Close()
 	}
 	return final, nil
+}
+
+// staleTemp is how old a temporary file must be before CleanTemp removes it:
+// older than any write in progress, so that routers sharing the directory
+// never remove each other's.
+const staleTemp = 10 * time.Minute
+
+// CleanTemp removes the temporary files a crashed writer left in the
+// directory, and returns how many it removed. A missing directory has none.
+func (s DirSink) CleanTemp(now time.Time) (int, error) {
+	names, err := filepath.Glob(filepath.Join(s.Dir, ".tmp-*"))
+	if err != nil {
+		return 0, fmt.Errorf("list temporary delivery files: %w", err)
+	}
+	removed := 0
+	for _, name := range names {
+		fi, err := os.Stat(name)
+		if err != nil || now.Sub(fi.ModTime()) < staleTemp {
+			continue
+		}
+		if err := os.Remove(name); err != nil && !os.IsNotExist(err) {
+			return removed, fmt.Errorf("remove temporary delivery file: %w", err)
+		}
+		removed++
+	}
+	return removed, nil
 }

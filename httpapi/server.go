@@ -72,7 +72,9 @@ func Start(cfg Config) (*Server, error) {
 			s.sampleStats(ctx)
 		}
 	}()
-	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	// IdleTimeout closes keep-alive connections nobody uses, so idle
+	// clients cannot hold the listener's sockets.
+	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second}
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -97,12 +97,19 @@ func NewRecorder(coll *mongo.Collection, cfg RecorderConfig) (*Recorder, error) 
 	return r, nil
 }
 
-// EnsureIndexes creates the index that finds an order's records on a real
-// MongoDB (the embedded server scans regardless).
+// EnsureIndexes creates the indexes that find an order's records, and the
+// records of a range of orders, on a real MongoDB (the embedded server scans
+// regardless). Every command that reads them calls it.
 func EnsureIndexes(ctx context.Context, coll *mongo.Collection) error {
-	_, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "orders", Value: 1}}})
-	if err != nil {
-		return fmt.Errorf("create index on %s.orders: %w", coll.Name(), err)
+	// One at a time: FerretDB v1 drops the connection on a createIndexes
+	// with several.
+	for _, keys := range []bson.D{
+		{{Key: "orders", Value: 1}},                        // one order's records
+		{{Key: "omin", Value: 1}, {Key: "omax", Value: 1}}, // range reads
+	} {
+		if _, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: keys}); err != nil {
+			return fmt.Errorf("create index %v on %s: %w", keys, coll.Name(), err)
+		}
 	}
 	return nil
 }
