@@ -27,6 +27,7 @@ import (
 
 	"github.com/orderflow/orderflow/app"
 	"github.com/orderflow/orderflow/bench"
+	"github.com/orderflow/orderflow/middleware"
 	"github.com/orderflow/orderflow/embedded"
 	"github.com/orderflow/orderflow/metastore"
 	"github.com/orderflow/orderflow/poison"
@@ -606,6 +607,10 @@ func cmdPoison(ctx context.Context, what string, args []string, stdout, stderr i
 		return nil
 	}
 	res, err := store.Replay(ctx, selected, *force)
+	for _, e := range res.Excerpts {
+		fmt.Fprintf(stdout, "not replayed: %s holds a %s-byte excerpt of a line of %s bytes; the line is in %s/%s@%s\n",
+			e.ID, strconv.Itoa(len(e.Payload)), e.Metadata[middleware.SizeKey], e.Topic, e.Partition, e.Offset)
+	}
 	if *force || res.Skipped == 0 {
 		fmt.Fprintf(stdout, "replayed %d\n", res.Replayed)
 	} else {

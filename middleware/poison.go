@@ -25,6 +25,19 @@ const (
 	KeyKey       = "key_poisoned"  // its Kafka key, so a replay lands on the same partition
 	TimeKey      = "time_poisoned" // when it was poisoned, RFC 3339
 	KindKey      = "kind_poisoned" // the permanent error kind, or "transient" after retries
+	// SizeKey is set when the payload was too large for the poison queue:
+	// the entry then holds an excerpt, and SizeKey the full size. The full
+	// payload stays in Kafka at the entry's source position.
+	SizeKey = "size_poisoned"
+)
+
+// MaxPoisonPayload is the largest payload a poison entry carries whole;
+// the producer's batches are capped at 1 MiB, and the topic's
+// max.message.bytes at its default of about that. A larger one is cut to
+// ExcerptBytes.
+const (
+	MaxPoisonPayload = 256 << 10
+	ExcerptBytes     = 1 << 10
 )
 
 // Origin locates a consumed message.
@@ -88,6 +101,17 @@ func PoisonQueue(cfg PoisonQueueConfig) (message.HandlerMiddleware, error) {
 				return out, err
 			}
 			cfg.mark(msg, err)
+			if size := len(msg.Payload); size > MaxPoisonPayload {
+				// Whole, it could not be published anywhere and would hold
+				// its partition forever; its position says where it is.
+				msg.Metadata.Set(SizeKey, strconv.Itoa(size))
+				msg.Payload = msg.Payload[:ExcerptBytes:ExcerptBytes]
+				if cfg.Logger != nil {
+					cfg.Logger.Error("a line too large to poison whole: its poison entry holds an excerpt; the payload stays in Kafka at its source",
+						"handler", msg.Metadata.Get(HandlerKey), "topic", msg.Metadata.Get(TopicKey), "partition", msg.Metadata.Get(PartitionKey),
+						"offset", msg.Metadata.Get(OffsetKey), "bytes", size)
+				}
+			}
 			if perr := cfg.Publisher.Publish(cfg.Topic, msg); perr != nil {
 				return nil, errors.Join(err, fmt.Errorf("publish to poison queue %s: %w", cfg.Topic, perr))
 			}

@@ -159,6 +159,10 @@ func (f Filter) Match(e Entry) bool {
 // ReplayResult counts what Replay did.
 type ReplayResult struct {
 	Replayed, Skipped int
+	// Excerpts are the entries that hold only an excerpt of a line too
+	// large to poison whole (see middleware.SizeKey): they are never
+	// replayed, since that would publish the excerpt.
+	Excerpts []Entry
 }
 
 // Replay publishes entries back to their original topics, with their key,
@@ -174,6 +178,10 @@ func (s *Store) Replay(ctx context.Context, entries []Entry, force bool) (Replay
 	}
 	defer client.Close()
 	for _, e := range entries {
+		if e.Metadata[middleware.SizeKey] != "" {
+			res.Excerpts = append(res.Excerpts, e)
+			continue
+		}
 		if e.Replayed != nil && !force {
 			res.Skipped++
 			continue
