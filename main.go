@@ -27,9 +27,9 @@ import (
 
 	"github.com/orderflow/orderflow/app"
 	"github.com/orderflow/orderflow/bench"
-	"github.com/orderflow/orderflow/middleware"
 	"github.com/orderflow/orderflow/embedded"
 	"github.com/orderflow/orderflow/metastore"
+	"github.com/orderflow/orderflow/middleware"
 	"github.com/orderflow/orderflow/poison"
 	"github.com/orderflow/orderflow/progress"
 	"github.com/orderflow/orderflow/status"
