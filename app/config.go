@@ -102,6 +102,10 @@ type MongoConfig struct {
 	AuthMechanism string    `yaml:"auth_mechanism"`
 	Timeout       Duration  `yaml:"timeout"`
 	TLS           TLSConfig `yaml:"tls"`
+	// MaxPoolSize bounds the client's connections; 0 is the driver's
+	// default (100). Not a setting of the file: the API's client is made
+	// with http.mongodb_pool.
+	MaxPoolSize int `yaml:"-"`
 	// WriteConcern is "majority" (the default: a status write is
 	// acknowledged once a majority of the replica set has it in its
 	// journal, so a mongod crash cannot lose records whose offsets were
@@ -161,6 +165,14 @@ type HTTPConfig struct {
 	// StuckAfter is the default age after which /stuck lists an order
 	// that is not final.
 	StuckAfter Duration `yaml:"stuck_after"`
+	// MaxConcurrent bounds the API requests served at once; the rest get
+	// 503 with Retry-After. RequestTimeout bounds each one.
+	MaxConcurrent  int      `yaml:"max_concurrent"`
+	RequestTimeout Duration `yaml:"request_timeout"`
+	// MongoPool is the size of the API's own MongoDB connection pool,
+	// apart from the pipeline's, so that reads never take the connections
+	// status writes need.
+	MongoPool int `yaml:"mongodb_pool"`
 }
 
 // LogConfig configures logging.
@@ -452,6 +464,9 @@ func (c *Config) setDefaults() {
 	defDur(&c.Router.HeldDegradedAfter, 5*time.Minute)
 	defInt(&c.Router.HeldReportAfter, 10)
 	defDur(&c.HTTP.StuckAfter, 5*time.Minute)
+	defInt(&c.HTTP.MaxConcurrent, 32)
+	defDur(&c.HTTP.RequestTimeout, 5*time.Second)
+	defInt(&c.HTTP.MongoPool, 4)
 	defStr(&c.Log.Level, "info")
 	defStr(&c.Log.Format, "auto")
 	defStr(&c.Tracing.Exporter, "stdout")
@@ -609,6 +624,9 @@ func (c *Config) validate(p *problems) {
 	}
 	if c.Metadata.VersionPollInterval.Duration == 0 && c.Metadata.VersionPollInterval.raw != "" {
 		p.add("metadata.version_poll_interval", "must be positive")
+	}
+	if c.HTTP.MaxConcurrent < 1 || c.HTTP.MongoPool < 1 {
+		p.add("http", "max_concurrent and mongodb_pool must be at least 1")
 	}
 	if c.Router.HeldReportAfter < 1 {
 		p.add("router.held_report_after", "must be at least 1")

@@ -51,6 +51,9 @@ func ConnectMongo(cfg MongoConfig, onCommand ...func(name string)) (*Mongo, erro
 			}
 		}})
 	opts.SetWriteConcern(writeConcern(cfg))
+	if cfg.MaxPoolSize > 0 {
+		opts.SetMaxPoolSize(uint64(cfg.MaxPoolSize))
+	}
 	if cfg.Username != "" {
 		cred := options.Credential{Username: cfg.Username, Password: cfg.Password, AuthSource: cfg.AuthSource, AuthMechanism: cfg.AuthMechanism}
 		opts.SetAuth(cred)

@@ -415,12 +415,23 @@ func (p *Pipeline) Run(ctx context.Context, running chan<- struct{}) error {
 		}()
 	}
 	if p.cfg.HTTP.Listen != "" {
+		// The API reads through a small pool of its own: a storm of reads
+		// waits there, never for the connections status writes need.
+		apiCfg := p.cfg.MongoDB
+		apiCfg.MaxPoolSize = p.cfg.HTTP.MongoPool
+		apiMongo, err := ConnectMongo(apiCfg)
+		if err != nil {
+			p.router.Close()
+			return err
+		}
 		srv, err := httpapi.Start(httpapi.Config{
-			Listen: p.cfg.HTTP.Listen, Gatherer: p.metrics.Registry, Ready: p.ready, Orders: p.reader,
+			Listen: p.cfg.HTTP.Listen, Gatherer: p.metrics.Registry, Ready: p.ready, Orders: StatusReader(p.cfg, apiMongo.DB),
 			StuckAfter: p.cfg.HTTP.StuckAfter.Duration, Logger: p.log,
+			MaxConcurrent: p.cfg.HTTP.MaxConcurrent, RequestTimeout: p.cfg.HTTP.RequestTimeout.Duration,
 			Held: func() any { return p.held.List() },
 		})
 		if err != nil {
+			_ = apiMongo.Close(context.Background())
 			p.router.Close()
 			return err
 		}
@@ -430,6 +441,7 @@ func (p *Pipeline) Run(ctx context.Context, running chan<- struct{}) error {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			_ = srv.Close(ctx)
+			_ = apiMongo.Close(ctx)
 		}()
 	}
 	p.log.Info("router starting", "handlers", p.handlers, "client", p.cfg.Kafka.Client)

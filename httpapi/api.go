@@ -48,11 +48,11 @@ func (s *Server) orders(ctx context.Context) (*snapshot, error) {
 }
 
 func (s *Server) apiRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /orders/{id}", s.getOrder)
-	mux.HandleFunc("GET /orders", s.listOrders)
-	mux.HandleFunc("GET /summary", s.getSummary)
-	mux.HandleFunc("GET /stuck", s.getStuck)
-	mux.HandleFunc("GET /stats", s.getStats)
+	mux.HandleFunc("GET /orders/{id}", s.limited(s.getOrder))
+	mux.HandleFunc("GET /orders", s.limited(s.listOrders))
+	mux.HandleFunc("GET /summary", s.limited(s.getSummary))
+	mux.HandleFunc("GET /stuck", s.limited(s.getStuck))
+	mux.HandleFunc("GET /stats", s.limited(s.getStats))
 	mux.HandleFunc("GET /{$}", s.dashboard)
 }
 

@@ -32,6 +32,10 @@ type Config struct {
 	// StuckAfter is the default age after which /stuck lists an order that
 	// is not final.
 	StuckAfter time.Duration
+	// MaxConcurrent bounds the API requests served at once (default 32);
+	// RequestTimeout bounds each (default 5s). See limited.
+	MaxConcurrent  int
+	RequestTimeout time.Duration
 	// Held, when set, lists the lines held by redeliver_forever handlers,
 	// shown by /stuck beside the orders.
 	Held   func() any
@@ -49,6 +53,7 @@ type Server struct {
 	history     history
 	stopSamples context.CancelFunc
 	sampled     chan struct{}
+	slots       chan struct{} // one per API request in progress
 }
 
 // Start listens and serves in the background until Close.
@@ -59,11 +64,12 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.StuckAfter == 0 {
 		cfg.StuckAfter = 5 * time.Minute
 	}
+	cfg.setLimitDefaults()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
-	s := &Server{cfg: cfg, ln: ln, done: make(chan struct{}), sampled: make(chan struct{})}
+	s := &Server{cfg: cfg, ln: ln, done: make(chan struct{}), sampled: make(chan struct{}), slots: make(chan struct{}, cfg.MaxConcurrent)}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopSamples = cancel
 	go func() {
