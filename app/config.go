@@ -155,6 +155,12 @@ type RouterConfig struct {
 	// HeldReportAfter is the failures of one line, in such a handler,
 	// after which it is logged at ERROR level, counted and listed by /stuck.
 	HeldReportAfter int `yaml:"held_report_after"`
+	// GroupStalledAfter: /readyz reports degraded once a consumer group of
+	// the configuration has lag and its commits have not moved this long,
+	// which is what a group looks like whose partitions sit with a dead
+	// member. GroupHealthInterval is how often the broker is asked.
+	GroupStalledAfter   Duration `yaml:"group_stalled_after"`
+	GroupHealthInterval Duration `yaml:"group_health_interval"`
 }
 
 // HTTPConfig configures the metrics, health, API and dashboard listener.
@@ -463,6 +469,8 @@ func (c *Config) setDefaults() {
 	defDur(&c.Router.CloseTimeout, 30*time.Second)
 	defDur(&c.Router.HeldDegradedAfter, 5*time.Minute)
 	defInt(&c.Router.HeldReportAfter, 10)
+	defDur(&c.Router.GroupStalledAfter, 2*time.Minute)
+	defDur(&c.Router.GroupHealthInterval, 5*time.Second)
 	defDur(&c.HTTP.StuckAfter, 5*time.Minute)
 	defInt(&c.HTTP.MaxConcurrent, 32)
 	defDur(&c.HTTP.RequestTimeout, 5*time.Second)

@@ -16,6 +16,7 @@ import (
 	wmmiddleware "github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -57,6 +58,7 @@ type Pipeline struct {
 	cache    *metastore.Cache
 	view     *status.View
 	held     *middleware.HeldLines // lines redeliver_forever handlers keep failing
+	groups   *groupHealth          // every group of the configuration, seen from the broker
 	reader   *status.Reader
 	handlers []string
 	metrics  *metrics.Metrics
@@ -166,6 +168,14 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 	}
 	wmmetrics.NewPrometheusMetricsBuilder(p.metrics.Registry, "orderflow", "router").AddPrometheusRouterMetrics(p.router)
 	p.metrics.Registry.MustRegister(lagCollector{p})
+	var groups []string
+	for _, h := range cfg.Handlers {
+		if h.IsEnabled() {
+			groups = append(groups, h.Group)
+		}
+	}
+	p.groups = newGroupHealth(kadm.NewClient(p.admin), groups, cfg.Router.GroupStalledAfter.Duration)
+	p.metrics.Registry.MustRegister(p.groups)
 	deps, err := p.deps()
 	if err != nil {
 		return nil, err
@@ -378,6 +388,11 @@ func (p *Pipeline) Run(ctx context.Context, running chan<- struct{}) error {
 		defer wg.Done()
 		p.cache.Run(cacheCtx)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.groups.run(cacheCtx, p.cfg.Router.GroupHealthInterval.Duration)
+	}()
 	if p.view != nil {
 		wg.Add(1)
 		go func() {
@@ -484,6 +499,9 @@ func (p *Pipeline) ready(ctx context.Context) error {
 	}
 	if err := p.mongo.Client.Ping(ctx, nil); err != nil {
 		return fmt.Errorf("mongodb: %w", err)
+	}
+	if err := p.groups.stalled(); err != nil {
+		return err
 	}
 	if held := p.held.List(); len(held) > 0 && time.Since(held[0].Since) >= p.cfg.Router.HeldDegradedAfter.Duration {
 		l := held[0]

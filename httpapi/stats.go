@@ -20,6 +20,9 @@ type stats struct {
 	Poisoned   float64                       `json:"poisoned"`
 	Deliveries float64                       `json:"deliveries"`
 	Lag        float64                       `json:"consumer_lag"`
+	// GroupLag is each consumer group's lag over all its partitions, read
+	// from the broker, whichever process holds them.
+	GroupLag map[string]float64 `json:"group_lag"`
 	// Metadata is what this process's metadata snapshot holds.
 	Metadata metadataStats `json:"metadata"`
 	// History is this process's line counts over the last minutes, oldest
@@ -106,7 +109,7 @@ func (s *Server) getStats(w http.ResponseWriter, _ *http.Request) {
 
 // gather reads this process's counts from its metrics.
 func (s *Server) gather() (stats, error) {
-	st := stats{At: time.Now(), Lines: map[string]map[string]float64{}, Metadata: metadataStats{Entries: map[string]float64{}}}
+	st := stats{At: time.Now(), Lines: map[string]map[string]float64{}, Metadata: metadataStats{Entries: map[string]float64{}}, GroupLag: map[string]float64{}}
 	if s.cfg.Gatherer != nil {
 		families, err := s.cfg.Gatherer.Gather()
 		if err != nil {
@@ -130,6 +133,8 @@ func (s *Server) gather() (stats, error) {
 					st.Deliveries += v
 				case "orderflow_consumer_lag":
 					st.Lag += v
+				case "orderflow_group_lag":
+					st.GroupLag[label(m, "group")] = v
 				case "orderflow_metadata_entries":
 					st.Metadata.Entries[label(m, "collection")] = v
 				case "orderflow_metadata_version":
