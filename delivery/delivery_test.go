@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -164,5 +165,30 @@ func TestDirSinkCleansStaleTemporaryFiles(t *testing.T) {
 	}
 	if n, err := (DirSink{Dir: filepath.Join(dir, "missing")}).CleanTemp(time.Now()); n != 0 || err != nil {
 		t.Fatalf("a missing directory: %d %v", n, err)
+	}
+}
+
+func TestDirSinkNeverOverwritesADeliveredFile(t *testing.T) {
+	dir := t.TempDir()
+	sink := DirSink{Dir: dir}
+	line := func(qty int) order.Line {
+		return order.Line{OrderID: 2, Time: "2026-11-24T10:00:00.000000Z", IPAddress: "8.8.8.8", ProductID: 1001, OrderQty: qty,
+			FromLocation: 1, ToLocation: 2, UnitOfMeasures: 1, UOMType: "E", ProductPrice: 10, LineCount: 1, OrderProductIDs: []int64{1001}}
+	}
+	first := NewDocument("p", []order.Line{line(1)}, nil, nil)
+	path, err := sink.Deliver(context.Background(), first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := sink.Deliver(context.Background(), first); err != nil || !strings.HasSuffix(again, "(already there)") {
+		t.Fatalf("a redelivery: %q %v", again, err)
+	}
+	before, _ := os.ReadFile(path)
+	_, err = sink.Deliver(context.Background(), NewDocument("p", []order.Line{line(5)}, nil, nil))
+	if k, ok := failure.PermanentKind(err); !ok || k != failure.Conflict {
+		t.Fatalf("a different document for a delivered order: %v, want a conflict", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Fatal("the delivered file was overwritten")
 	}
 }

@@ -3,11 +3,15 @@ package delivery
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/orderflow/orderflow/failure"
 )
 
 // DirSink writes one file per order into a directory, named by the order id.
@@ -19,7 +23,9 @@ type DirSink struct {
 }
 
 // Deliver writes the document and returns the file's path, followed by
-// " (already there)" when an identical file was found.
+// " (already there)" when an identical file was found. A file that is there
+// with other content is never overwritten: that is a conflict (a reused
+// order id), a permanent error.
 func (s DirSink) Deliver(ctx context.Context, d Document) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
@@ -33,8 +39,8 @@ func (s DirSink) Deliver(ctx context.Context, d Document) (string, error) {
 	}
 	final := filepath.Join(s.Dir, name+".json")
 	content := d.JSON()
-	if old, err := os.ReadFile(final); err == nil && bytes.Equal(old, content) {
-		return final + " (already there)", nil
+	if old, err := os.ReadFile(final); err == nil {
+		return existing(final, old, content)
 	}
 	tmp, err := os.CreateTemp(s.Dir, ".tmp-"+name+"-*")
 	if err != nil {
@@ -52,14 +58,34 @@ func (s DirSink) Deliver(ctx context.Context, d Document) (string, error) {
 	if err := tmp.Close(); err != nil {
 		return "", fmt.Errorf("close delivery file: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
-		return "", fmt.Errorf("rename delivery file: %w", err)
+	// A hard link never replaces a file another writer put there meanwhile;
+	// where links are not supported, a rename does the same job.
+	if err := os.Link(tmp.Name(), final); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			old, rerr := os.ReadFile(final)
+			if rerr != nil {
+				return "", fmt.Errorf("read delivery file: %w", rerr)
+			}
+			return existing(final, old, content)
+		}
+		if err := os.Rename(tmp.Name(), final); err != nil {
+			return "", fmt.Errorf("rename delivery file: %w", err)
+		}
 	}
 	if dir, err := os.Open(s.Dir); err == nil {
 		_ = dir.Sync() // make the rename durable where the platform allows
 		dir.Close()
 	}
 	return final, nil
+}
+
+// existing answers for a delivery whose file is there already.
+func existing(path string, old, content []byte) (string, error) {
+	if bytes.Equal(old, content) {
+		return path + " (already there)", nil
+	}
+	return "", failure.Permanent(failure.Conflict,
+		fmt.Errorf("%s is there with other content (%d bytes, this delivery %d): the order id was delivered before with other lines; the file is left as it is", path, len(old), len(content)))
 }
 
 // staleTemp is how old a temporary file must be before CleanTemp removes it:

@@ -28,10 +28,13 @@ const (
 	UnknownReference Kind = "unknown_reference" // a product or location id missing from the metadata
 	NoPartner        Kind = "no_partner"        // no partner is configured for an external line
 	PartnerRejected  Kind = "partner_rejected"  // a partner answered 4xx
+	// Conflict: the line contradicts what was already delivered for its
+	// order (a reused order id); nothing delivered is overwritten.
+	Conflict Kind = "conflict"
 )
 
 // Kinds lists every permanent kind, for validating configuration.
-var Kinds = []Kind{InvalidInput, UnknownReference, NoPartner, PartnerRejected}
+var Kinds = []Kind{InvalidInput, UnknownReference, NoPartner, PartnerRejected, Conflict}
 
 type permanentError struct {
 	kind Kind

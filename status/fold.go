@@ -167,9 +167,6 @@ func (f *fold) order(deliveryEnabled bool) *Order {
 			}
 		}
 	}
-	if o.Status == "" && f.failed != "" {
-		o.Status, o.Reason = Failed, f.failed
-	}
 	if o.Status == "" {
 		switch {
 		case n == 0 || minRank == 0:
@@ -178,6 +175,14 @@ func (f *fold) order(deliveryEnabled bool) *Order {
 			o.Status = Delivered
 		default:
 			o.Status = Stages[minRank-1]
+		}
+		// An undecodable message keyed with the order's id fails the order,
+		// unless its lines had already made it final: a reused or garbage
+		// id never moves a finished order backwards (the failure stays in
+		// the history).
+		finished := o.Status == Delivered || (o.Status == Routed && (external == 0 || !deliveryEnabled))
+		if f.failed != "" && !finished {
+			o.Status, o.Reason = Failed, f.failed
 		}
 	}
 	switch o.Status {

@@ -56,6 +56,9 @@ func TestOrderStatusDerivation(t *testing.T) {
 		{"a replay that worked clears the failure", false, []Record{rec(0, 1, Validated), failed(0, 1, Enriched, "unknown location 7"), routed(0, 1, "internal")}, Routed, true},
 		{"a late failure after success does not go back", false, []Record{routed(0, 1, "internal"), failed(0, 1, Enriched, "x")}, Routed, true},
 		{"undecodable message fails its order", false, []Record{rec(0, 1, Generated), {OrderID: 1, Line: -1, Status: Failed, Stage: Validated, Reason: "malformed JSON"}}, Failed, true},
+		{"a garbage message reusing a delivered order's id does not fail it", true, []Record{routed(0, 1, "external"), rec(0, 1, Delivered),
+			{OrderID: 1, Line: -1, Status: Failed, Stage: Validated, Reason: "malformed JSON"}}, Delivered, true},
+		{"nor a routed final one", false, []Record{routed(0, 1, "internal"), {OrderID: 1, Line: -1, Status: Failed, Stage: Validated, Reason: "malformed JSON"}}, Routed, true},
 		{"a later stage without the earlier record", false, []Record{rec(0, 1, Generated), routed(0, 1, "internal")}, Routed, true},
 	}
 	for _, tc := range cases {
