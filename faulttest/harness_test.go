@@ -468,6 +468,7 @@ func (s *stack) check(name string, res []app.GenerateResult, mon *monitor) repor
 		s.t.Fatal(err)
 	}
 	rep.ViewWrong = len(wrong)
+	rep.Figures = append(rep.Figures, fmt.Sprintf("order_status disagreed with the records for %d orders", rep.ViewWrong))
 	for _, line := range wrong[:min(len(wrong), 5)] {
 		s.t.Error("order_status: " + line)
 	}
