@@ -157,8 +157,12 @@ type partialStage struct {
 
 // NewView returns a view written to the collection ViewCollection of db.
 func NewView(db *mongo.Database, cfg ViewConfig) *View {
+	return newView(db.Collection(ViewCollection), cfg)
+}
+
+func newView(coll *mongo.Collection, cfg ViewConfig) *View {
 	cfg.setDefaults()
-	return &View{coll: db.Collection(ViewCollection), cfg: cfg,
+	return &View{coll: coll, cfg: cfg,
 		partial: map[partialKey]*partialStage{}, open: map[int64]*openOrder{}, written: map[int64]uint8{}}
 }
 
@@ -194,8 +198,9 @@ func (v *View) chain(id int64, st Status, lines int, reason string, below int, n
 	return docs
 }
 
-// reached returns the rank below which a record says every stage was passed,
-// and the status it records.
+// reached returns the rank below which a record says every stage was passed:
+// its own stage's for a stage record, the stage it failed to reach (or was
+// rejected at) otherwise.
 func reached(rec Record) int {
 	switch rec.Status {
 	case Rejected, Failed:
@@ -212,6 +217,8 @@ func (v *View) transitions(recs []Record, now time.Time) []transition {
 	defer v.mu.Unlock()
 	best := map[int64]*transition{}
 	var order []int64
+	touched := map[int64]Record{} // open orders of the batch, with one of their records
+	var openIDs []int64
 	reach := func(rec Record, done *partialKey) {
 		s := step(rec.Status)
 		if v.written[rec.OrderID]&(1<<s) != 0 {
@@ -229,12 +236,8 @@ func (v *View) transitions(recs []Record, now time.Time) []transition {
 		if s < t.step {
 			return // coalesced: the later status's chain includes it
 		}
-		below := reached(rec)
-		if rec.Status.IsStage() {
-			below = rec.Status.Rank()
-		}
 		t.step = s
-		t.docs = v.chain(rec.OrderID, rec.Status, rec.Lines, rec.Reason, below, now)
+		t.docs = v.chain(rec.OrderID, rec.Status, rec.Lines, rec.Reason, reached(rec), now)
 	}
 	for _, rec := range recs {
 		switch {
@@ -259,10 +262,10 @@ func (v *View) transitions(recs []Record, now time.Time) []transition {
 				o.external[rec.Line] = true
 			}
 			o.last = now
-			st := o.status()
-			open := rec
-			open.Status, open.Lines = st, len(o.rank) // the lines seen so far
-			reach(open, nil)
+			if _, seen := touched[rec.OrderID]; !seen {
+				openIDs = append(openIDs, rec.OrderID)
+			}
+			touched[rec.OrderID] = rec
 		case rec.Line < 0 || rec.Line >= 64 || rec.Lines < 1 || !rec.Status.IsStage():
 		default:
 			k := partialKey{rec.OrderID, step(rec.Status)}
@@ -283,6 +286,13 @@ func (v *View) transitions(recs []Record, now time.Time) []transition {
 				reach(rec, &k)
 			}
 		}
+	}
+	// An open order's status is taken over the whole batch: a record of
+	// one line must not speak for another line seen in the same batch.
+	for _, id := range openIDs {
+		o, rec := v.open[id], touched[id]
+		rec.Status, rec.Lines = o.status(), len(o.rank) // the lines seen so far
+		reach(rec, nil)
 	}
 	out := make([]transition, 0, len(order))
 	for _, id := range order {
