@@ -58,7 +58,12 @@ type Pipeline struct {
 	cache    *metastore.Cache
 	view     *status.View
 	held     *middleware.HeldLines // lines redeliver_forever handlers keep failing
-	groups   *groupHealth          // every group of the configuration, seen from the broker
+	// lookups bounds the reads of one order's records made while lines
+	// flow (delivery's straggler checks, the view's resolver): each reads
+	// the records, so after a crash hundreds at once took every connection
+	// the status writes need.
+	lookups  chan struct{}
+	groups   *groupHealth // every group of the configuration, seen from the broker
 	reader   *status.Reader
 	handlers []string
 	metrics  *metrics.Metrics
@@ -82,7 +87,8 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 	if log == nil {
 		log = slog.Default()
 	}
-	p = &Pipeline{cfg: cfg, log: log, stopping: make(chan struct{}), metrics: opts.Metrics, held: middleware.NewHeldLines()}
+	p = &Pipeline{cfg: cfg, log: log, stopping: make(chan struct{}), metrics: opts.Metrics, held: middleware.NewHeldLines(),
+		lookups: make(chan struct{}, maxOrderLookups)}
 	p.stopCtx, p.stopWrites = context.WithCancel(context.Background())
 	if p.metrics == nil {
 		p.metrics = metrics.New()
@@ -143,7 +149,7 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 		if err := status.EnsureViewIndexes(ctx, p.mongo.DB); err != nil {
 			return nil, err
 		}
-		p.view = status.NewView(p.mongo.DB, status.ViewConfig{Logger: log, Resolve: p.reader.Order})
+		p.view = status.NewView(p.mongo.DB, status.ViewConfig{Logger: log, Resolve: p.lookupOrder})
 	}
 	p.recorder, err = status.NewRecorder(events, status.RecorderConfig{
 		MaxBatch:     cfg.Status.MaxBatch,
@@ -221,12 +227,12 @@ func (p *Pipeline) deps() (handlers.Deps, error) {
 		Delivery: handlers.DeliveryConfig{
 			AssemblyTimeout: p.cfg.Delivery.AssemblyTimeout.Duration,
 			Delivered: func(ctx context.Context, id int64) (map[int]bool, error) {
-				orders, err := p.reader.Orders(ctx, id)
-				if err != nil || len(orders) == 0 {
+				o, err := p.lookupOrder(ctx, id)
+				if err != nil || o == nil {
 					return nil, err
 				}
 				done := map[int]bool{}
-				for _, l := range orders[0].Progress {
+				for _, l := range o.Progress {
 					done[l.Line] = l.Status == status.Delivered
 				}
 				return done, nil
@@ -368,6 +374,21 @@ func describe(msg *message.Message) []any {
 		attrs = append(attrs, "key", string(pos.Key))
 	}
 	return attrs
+}
+
+// maxOrderLookups is how many reads of one order's records may run at once.
+const maxOrderLookups = 2
+
+// lookupOrder reads one order's status from its records, waiting for a
+// lookup slot; see Pipeline.lookups.
+func (p *Pipeline) lookupOrder(ctx context.Context, id int64) (*status.Order, error) {
+	select {
+	case p.lookups <- struct{}{}:
+		defer func() { <-p.lookups }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait to read order %d: %w", id, ctx.Err())
+	}
+	return p.reader.Order(ctx, id)
 }
 
 // Handlers names the handlers this process runs.
