@@ -88,10 +88,13 @@ func TestDemoThenStatus(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v\n%s\n%s", err, out, errOut)
 	}
-	m := regexp.MustCompile(`check an order: orderflow status --brokers (\S+) --mongodb-uri (\S+) (\d+)`).FindStringSubmatch(out)
-	if m == nil || !strings.Contains(out, "40 orders (") {
+	// With --exit the servers are gone: the hint says how to reach the data
+	// again, not the addresses that just closed.
+	m := regexp.MustCompile(`orderflow embedded --data (\S+) .*\n  orderflow status --brokers 127.0.0.1:9092 --mongodb-uri mongodb://127.0.0.1:27017/ (\d+)`).FindStringSubmatch(out)
+	if m == nil || m[1] != filepath.Join(dir, "data") || !strings.Contains(out, "40 orders (") || strings.Contains(out, "check an order") {
 		t.Fatalf("demo output:\n%s", out)
 	}
+	m = []string{m[0], "", "", m[2]} // m[3]: the order id
 	if !strings.Contains(out, "Kafka-protocol broker (kfake)") || !strings.Contains(out, "MongoDB-wire server (FerretDB)") {
 		t.Fatalf("demo does not say what it started:\n%s", out)
 	}

@@ -127,8 +127,19 @@ func Demo(ctx context.Context, cfg *Config, opts DemoOptions) error {
 		}
 	}
 	tw.Flush()
-	fmt.Fprintf(out, "\ncheck an order: orderflow status --brokers %s --mongodb-uri %s %d\n",
-		strings.Join(cfg.Kafka.Brokers, ","), cfg.MongoDB.URI, res.FirstID)
+	switch {
+	case !opts.Exit || len(started) == 0:
+		// The servers are still up (or they are the configured ones).
+		fmt.Fprintf(out, "\ncheck an order: orderflow status --brokers %s --mongodb-uri %s %d\n",
+			strings.Join(cfg.Kafka.Brokers, ","), cfg.MongoDB.URI, res.FirstID)
+	default:
+		// --exit stops the embedded servers with the demo: point at what
+		// still works once they are gone.
+		fmt.Fprintf(out, "\nthe embedded servers stop with the demo; their data stays in %s. To look at it again:\n"+
+			"  orderflow embedded --data %s     (Kafka on 127.0.0.1:9092, MongoDB on 127.0.0.1:27017)\n"+
+			"  orderflow status --brokers 127.0.0.1:9092 --mongodb-uri mongodb://127.0.0.1:27017/ %d\n",
+			opts.DataDir, opts.DataDir, res.FirstID)
+	}
 	if waitErr == nil && opts.Final != nil {
 		opts.Final(pipeline.HTTPURL())
 	}
