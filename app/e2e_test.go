@@ -89,6 +89,33 @@ func startPipeline(t *testing.T, cfg *Config) (stop func()) {
 	return stop
 }
 
+// loadedPipeline is a router running on the test's servers with the sample
+// metadata loaded, and a MongoDB connection to read what it did.
+type loadedPipeline struct {
+	cfg     *Config
+	brokers []string
+	ctx     context.Context
+	mongo   *Mongo
+}
+
+// startLoaded starts a loadedPipeline; mod edits the configuration first.
+func startLoaded(t *testing.T, mod func(*Config)) loadedPipeline {
+	t.Helper()
+	brokers, _ := testenv.Brokers(t)
+	cfg := testConfig(t, brokers, testenv.MongoURI(t), mod)
+	ctx := testenv.Context(t, 2*time.Minute)
+	if err := loadSample(ctx, cfg, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	startPipeline(t, cfg)
+	m, err := ConnectMongo(cfg.MongoDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	return loadedPipeline{cfg: cfg, brokers: brokers, ctx: ctx, mongo: m}
+}
+
 // waitAllFinal waits until every order from first to last is final.
 func waitAllFinal(t *testing.T, cfg *Config, first, last int64, n int, d time.Duration) []*status.Order {
 	t.Helper()

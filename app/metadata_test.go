@@ -107,18 +107,8 @@ func TestEmptyMetadataThenLoadThenGenerateLosesNothing(t *testing.T) {
 // into a running router, then sends orders from it: once 1 s has passed after
 // the load returned, every one is rejected, without any per-line query.
 func TestFraudIPAddedWhileRunningIsEnforcedWithinASecond(t *testing.T) {
-	brokers, _ := testenv.Brokers(t)
-	cfg := testConfig(t, brokers, testenv.MongoURI(t), nil)
-	ctx := testenv.Context(t, 2*time.Minute)
-	if err := loadSample(ctx, cfg, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	startPipeline(t, cfg)
-	m, err := ConnectMongo(cfg.MongoDB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(context.Background())
+	lp := startLoaded(t, nil)
+	cfg, ctx, m := lp.cfg, lp.ctx, lp.mongo
 
 	const ip = "198.51.100.77"
 	ds, err := metastore.Parse("fraud.json", strings.NewReader(`{"ip_address":"`+ip+`"}`))

@@ -1,10 +1,8 @@
 package app
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,18 +22,8 @@ import (
 // that they are routed and delivered, not poisoned, with their statuses in
 // order_status.
 func TestOriginalProducersLinesAreProcessed(t *testing.T) {
-	brokers, _ := testenv.Brokers(t)
-	cfg := testConfig(t, brokers, testenv.MongoURI(t), func(c *Config) { c.Status.OpenOrderQuiet = D(time.Second) })
-	ctx := testenv.Context(t, 2*time.Minute)
-	if err := loadSample(ctx, cfg, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	startPipeline(t, cfg)
-	m, err := ConnectMongo(cfg.MongoDB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(context.Background())
+	lp := startLoaded(t, func(c *Config) { c.Status.OpenOrderQuiet = D(time.Second) })
+	cfg, brokers, ctx, m := lp.cfg, lp.brokers, lp.ctx, lp.mongo
 	snap, err := metastore.NewStore(m.DB).Snapshot(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -1,11 +1,8 @@
 package app
 
 import (
-	"context"
-	"io"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -21,13 +18,8 @@ import (
 // partition: the big one is poisoned as an excerpt with its size and
 // position, the good one goes on, and a replay refuses the excerpt.
 func TestOversizedLineLeavesItsPartition(t *testing.T) {
-	brokers, _ := testenv.Brokers(t)
-	cfg := testConfig(t, brokers, testenv.MongoURI(t), nil)
-	ctx := testenv.Context(t, 2*time.Minute)
-	if err := loadSample(ctx, cfg, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	startPipeline(t, cfg)
+	lp := startLoaded(t, nil)
+	cfg, brokers, ctx, m := lp.cfg, lp.brokers, lp.ctx, lp.mongo
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerBatchMaxBytes(8<<20), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
@@ -42,11 +34,6 @@ func TestOversizedLineLeavesItsPartition(t *testing.T) {
 			t.Fatalf("produce %d bytes: %v", len(v), err)
 		}
 	}
-	m, err := ConnectMongo(cfg.MongoDB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(context.Background())
 	reader := StatusReader(cfg, m.DB)
 	got := waitFor(t, reader, 940002, 940002, 1)
 	if got[940002].Status != "routed" && got[940002].Status != "delivered" {
