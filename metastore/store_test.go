@@ -236,6 +236,7 @@ func TestCacheAppliesAMetadataLoadWithinThePollInterval(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	t.Logf("new fraud IP applied %v after the load returned", time.Since(loaded))
 	if err := cache.Ready(); err != nil {
 		t.Fatalf("loaded metadata not ready: %v", err)
 	}
