@@ -105,6 +105,18 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, stdout, stderr)
+	var help helpRequest
+	if errors.As(err, &help) {
+		fmt.Fprintf(stdout, "Usage of %s:\n", help.fs.Name())
+		help.fs.SetOutput(stdout)
+		help.fs.PrintDefaults()
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -157,7 +169,9 @@ type common struct {
 
 func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *common) {
 	fs := flag.NewFlagSet("orderflow "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// The flag package's own output is a usage dump on every mistake; parse
+	// reports one line instead, and --help prints the usage on stdout.
+	fs.SetOutput(io.Discard)
 	c := &common{}
 	fs.StringVar(&c.config, "config", "", "configuration file")
 	fs.StringVar(&c.brokers, "brokers", "", "Kafka brokers, comma-separated")
@@ -170,12 +184,18 @@ func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *common) {
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return err
+			return helpRequest{fs}
 		}
-		return usageError{err.Error()}
+		return usageError{fmt.Sprintf("%v (`%s --help` lists its flags)", err, fs.Name())}
 	}
 	return nil
 }
+
+// helpRequest is a command's --help: run prints its usage on stdout and
+// succeeds.
+type helpRequest struct{ fs *flag.FlagSet }
+
+func (h helpRequest) Error() string { return "help requested" }
 
 // connect loads the configuration and connects to its MongoDB, for the
 // commands that only read or write there.
@@ -509,6 +529,7 @@ func cmdTopology(args []string, stdout, stderr io.Writer) error {
 
 func cmdEmbedded(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("orderflow embedded", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
 	kafkaAddr := fs.String("kafka", "127.0.0.1:9092", "Kafka listen address; empty: no broker")
 	mongoAddr := fs.String("mongo", "127.0.0.1:27017", "MongoDB listen address; empty: no server")
 	data := fs.String("data", "data", "data directory")

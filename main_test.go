@@ -146,3 +146,17 @@ func TestTopologyCommand(t *testing.T) {
 		t.Fatalf("mermaid: %v\n%s", err, out)
 	}
 }
+
+func TestHelpAndUnknownFlags(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"help"}, {"demo", "--help"}, {"status", "-h"}, {"embedded", "--help"}} {
+		out, errOut, err := runCmd(t, args...)
+		if err != nil || !strings.Contains(out, "Usage") || errOut != "" {
+			t.Errorf("%v: err %v, stdout %q..., stderr %q", args, err, out[:min(len(out), 40)], errOut)
+		}
+	}
+	out, errOut, err := runCmd(t, "status", "--bogus")
+	if _, ok := err.(usageError); !ok || out != "" || errOut != "" ||
+		err.Error() != "flag provided but not defined: -bogus (`orderflow status --help` lists its flags)" {
+		t.Fatalf("unknown flag: %v, stdout %q, stderr %q", err, out, errOut)
+	}
+}
