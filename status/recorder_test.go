@@ -3,12 +3,14 @@ package status
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -242,4 +244,25 @@ func TestRecorderRetriesThroughAnOutage(t *testing.T) {
 		t.Fatal("record succeeded with MongoDB away")
 	}
 	proxy.Restore()
+}
+
+func TestStatusDocumentsStayFarUnderTheDocumentLimit(t *testing.T) {
+	// A whole batch of failures whose reasons quote 600 KB of input each:
+	// reasons are cut, so no document nears MongoDB's 16 MB.
+	huge := strings.Repeat("9", 600_000)
+	reason := "time " + huge + " is not a time"
+	var recs []Record
+	for i := range 4000 {
+		recs = append(recs, Record{OrderID: int64(i + 1), Line: 0, Lines: 1, Status: Failed, Stage: Validated,
+			Time: time.Now(), Handler: "validate", Reason: reason, Detail: huge})
+	}
+	for _, d := range toDocs(recs, 1000, time.Now()) {
+		data, err := bson.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) > 4<<20 {
+			t.Fatalf("a status document of %d bytes", len(data))
+		}
+	}
 }
