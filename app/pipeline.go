@@ -200,8 +200,6 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 	return p, nil
 }
 
-func (p *Pipeline) deliveryEnabled() bool { return deliveryEnabledIn(p.cfg) }
-
 // deliveryEnabledIn says whether external lines go on to a delivery stage,
 // which decides when an order with external lines is final.
 func deliveryEnabledIn(cfg *Config) bool {

@@ -304,7 +304,11 @@ func (v *View) transitions(recs []Record, now time.Time) []transition {
 // apply writes the statuses the batch completes, in one insert, and commits
 // them.
 func (v *View) apply(ctx context.Context, recs []Record, now time.Time) error {
-	ts := v.transitions(recs, now)
+	return v.write(ctx, v.transitions(recs, now))
+}
+
+// write inserts the documents of ts in one command, then commits them.
+func (v *View) write(ctx context.Context, ts []transition) error {
 	var docs []any
 	for _, t := range ts {
 		for _, d := range t.docs {
@@ -403,7 +407,7 @@ func (v *View) resolve(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		var ts []transition
+		var t *transition
 		v.mu.Lock()
 		var done []partialKey
 		for k := range v.partial {
@@ -419,28 +423,20 @@ func (v *View) resolve(ctx context.Context) error {
 					below = min(below, l.reached+1)
 				}
 			}
-			ts = append(ts, transition{order: id, step: step(o.Status), done: done,
-				docs: v.chain(id, o.Status, o.Lines, o.Reason, below, time.Now())})
+			t = &transition{order: id, step: step(o.Status), done: done,
+				docs: v.chain(id, o.Status, o.Lines, o.Reason, below, time.Now())}
 		} else {
 			for _, k := range done {
 				delete(v.partial, k)
 			}
 		}
 		v.mu.Unlock()
-		if len(ts) == 0 {
+		if t == nil {
 			continue
 		}
-		docs := make([]any, len(ts[0].docs))
-		for i, d := range ts[0].docs {
-			docs[i] = d
+		if err := v.write(ctx, []transition{*t}); err != nil {
+			errs = append(errs, err)
 		}
-		if len(docs) > 0 {
-			if err := v.insert(ctx, docs); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-		}
-		v.commit(ts)
 	}
 	return errors.Join(errs...)
 }
@@ -466,7 +462,7 @@ func WaitView(ctx context.Context, db *mongo.Database, orders []*Order) ([]strin
 // and checks it against orders (the truth, from the records): for each
 // order, the last document in insertion order must carry the order's status,
 // and the steps must only grow in insertion order. It returns one line per
-// disagreement. Tests and `orderflow status --check-view` use it.
+// disagreement. The tests and the fault suite use it.
 func CompareView(ctx context.Context, db *mongo.Database, orders []*Order) ([]string, error) {
 	cur, err := db.Collection(ViewCollection).Find(ctx, bson.D{})
 	if err != nil {
