@@ -52,7 +52,7 @@ Usage:
       The router process. Run several to share the work.
   orderflow generate --orders N [--rate R] [--seed S]
       Publish random orders to raw_order.
-  orderflow status [--json] [ORDER_ID...]
+  orderflow status [--json] [--all] [ORDER_ID...]
       The status of the given orders, or of all, then a count per status.
   orderflow metadata load [PATH...]
       Load fraud IPs, locations and products: the bundled sample, or files
@@ -367,7 +367,8 @@ func cmdGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, c := newFlags("status", stderr)
-	asJSON := fs.Bool("json", false, "print JSON")
+	asJSON := fs.Bool("json", false, "print JSON, with each order's lines and history")
+	all := fs.Bool("all", false, "list every order (this folds the whole history, so it takes time at scale)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -388,17 +389,29 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := status.EnsureIndexes(ctx, m.DB.Collection(status.Collection)); err != nil {
 		fmt.Fprintln(stderr, "warning:", err)
 	}
+	// The current statuses and the counts come from the order_status view,
+	// in time that does not grow with the history; the lines, the history
+	// and the list of every order come from the records.
 	reader := app.StatusReader(cfg, m.DB)
+	current := app.CurrentStatusReader(cfg, m.DB)
 	var orders []*status.Order
-	if len(ids) > 0 {
+	var sum status.Summary
+	switch {
+	case len(ids) > 0 && (*asJSON || current == nil):
 		orders, err = reader.Orders(ctx, ids...)
-	} else {
+		sum = status.Summarize(orders)
+	case len(ids) > 0:
+		orders, err = current.Orders(ctx, ids...)
+		sum = status.Summarize(orders)
+	case *all || current == nil:
 		orders, err = reader.All(ctx)
+		sum = status.Summarize(orders)
+	default:
+		sum, err = current.Summary(ctx)
 	}
 	if err != nil {
 		return err
 	}
-	sum := status.Summarize(orders)
 	if *asJSON {
 		var missing []int64
 		for _, id := range ids {
@@ -648,6 +661,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	baseLines := fs.Int("baseline-lines", 3_000, "most lines of the plain baseline run (0 skips)")
 	baseTime := fs.Duration("baseline-time", time.Minute, "longest the plain baseline runs")
 	partitions := fs.Int("partitions", 8, "partitions of every topic")
+	readOrders := fs.Int("read-orders", 1_000_000, "orders to grow the order_status view to before timing its reads again (0: at the run's size only)")
 	noView := fs.Int("no-view-lines", -1, "lines of the run without the order_status collection, to compare (default: as --lines; 0 skips)")
 	jsonPath := fs.String("json", "", "also write the figures to this file")
 	if err := parse(fs, args); err != nil {
@@ -673,7 +687,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log := logger(cfg, stderr)
 	res, err := bench.Run(ctx, bench.Options{
 		Lines: *lines, SmallLines: *small, HalfRateLines: min(*half, *lines), BaselineLines: *baseLines, BaselineTime: *baseTime,
-		NoViewLines: *noView, Partitions: *partitions, Config: cfg, Exe: exe, Out: stdout, Logger: log,
+		NoViewLines: *noView, ReadOrders: *readOrders, Partitions: *partitions, Config: cfg, Exe: exe, Out: stdout, Logger: log,
 	})
 	if err != nil {
 		return err

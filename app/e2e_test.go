@@ -318,12 +318,12 @@ func testEndToEnd(t *testing.T, client string) {
 	if sum.NotFinal != 0 || sum.ByStatus[status.Rejected] != rejected {
 		t.Errorf("summary %+v", sum)
 	}
-	checkOrderStatusView(t, ctx, m.DB, orders)
+	checkOrderStatusView(t, ctx, m.DB, orders, cfg.DeliveryEnabled())
 }
 
 // checkOrderStatusView reads order_status as the original system's users do,
 // with plain queries, and checks it against the statuses from the records.
-func checkOrderStatusView(t *testing.T, ctx context.Context, db *mongo.Database, orders []*status.Order) {
+func checkOrderStatusView(t *testing.T, ctx context.Context, db *mongo.Database, orders []*status.Order, deliveryEnabled bool) {
 	t.Helper()
 	wait, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
@@ -333,6 +333,15 @@ func checkOrderStatusView(t *testing.T, ctx context.Context, db *mongo.Database,
 	}
 	for _, w := range wrong[:min(len(wrong), 10)] {
 		t.Error("order_status: " + w)
+	}
+	// The fast reads (one order by _id, the counters, the open orders)
+	// agree with the records too.
+	wrong, err = status.WaitReads(wait, db, orders, deliveryEnabled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range wrong[:min(len(wrong), 10)] {
+		t.Error("fast reads: " + w)
 	}
 	// find({"order_id": N}) prints the order's statuses, the current last.
 	for _, want := range []status.Status{status.Rejected, status.Delivered, status.Routed} {

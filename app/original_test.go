@@ -100,5 +100,5 @@ func TestOriginalProducersLinesAreProcessed(t *testing.T) {
 		t.Errorf("delivery file %s: %v", files[0], err)
 	}
 	slices.SortFunc(all, func(a, b *status.Order) int { return int(a.ID - b.ID) })
-	checkOrderStatusView(t, ctx, m.DB, all)
+	checkOrderStatusView(t, ctx, m.DB, all, cfg.DeliveryEnabled())
 }

@@ -149,7 +149,9 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 		if err := status.EnsureViewIndexes(ctx, p.mongo.DB); err != nil {
 			return nil, err
 		}
-		p.view = status.NewView(p.mongo.DB, status.ViewConfig{Logger: log, Resolve: p.lookupOrder})
+		p.view = status.NewView(p.mongo.DB, status.ViewConfig{Logger: log, Resolve: p.lookupOrder, DeliveryEnabled: cfg.DeliveryEnabled(),
+			// Three write timeouts: a write still running after that is not.
+			SettleAfter: 3 * cfg.Status.WriteTimeout.Duration})
 	}
 	p.recorder, err = status.NewRecorder(events, status.RecorderConfig{
 		MaxBatch:     cfg.Status.MaxBatch,
@@ -459,7 +461,7 @@ func (p *Pipeline) Run(ctx context.Context, running chan<- struct{}) error {
 			return err
 		}
 		srv, err := httpapi.Start(httpapi.Config{
-			Listen: p.cfg.HTTP.Listen, Gatherer: p.metrics.Registry, Ready: p.ready, Orders: StatusReader(p.cfg, apiMongo.DB),
+			Listen: p.cfg.HTTP.Listen, Gatherer: p.metrics.Registry, Ready: p.ready, Orders: StatusReader(p.cfg, apiMongo.DB), Status: currentStatusSource(p.cfg, apiMongo.DB),
 			StuckAfter: p.cfg.HTTP.StuckAfter.Duration, Logger: p.log,
 			MaxConcurrent: p.cfg.HTTP.MaxConcurrent, RequestTimeout: p.cfg.HTTP.RequestTimeout.Duration,
 			Held: func() any { return p.held.List() },

@@ -35,6 +35,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/orderflow/orderflow/app"
@@ -60,7 +61,11 @@ type Options struct {
 	// NoViewLines is the size of a run without the order_status collection,
 	// to show what keeping it costs; 0 skips it.
 	NoViewLines int
-	Partitions  int
+	// ReadOrders is the size to which the main run's order_status view is
+	// grown before its reads are timed again; 0 times them only at the
+	// run's own size.
+	ReadOrders int
+	Partitions int
 	// Config gives the servers; without brokers and a MongoDB URI the
 	// embedded ones are started.
 	Config *app.Config
@@ -98,6 +103,9 @@ type Result struct {
 	RouterOnlyOverCeiling float64     `json:"router_only_over_ceiling"`
 	PipelineOverBaseline  float64     `json:"pipeline_over_baseline"`
 	LargeOverSmall        float64     `json:"large_over_small_throughput,omitempty"`
+	// Reads time the status reads after the main run, at its size and
+	// grown to Options.ReadOrders.
+	Reads []ReadFigures `json:"status_reads,omitempty"`
 }
 
 // RunFigures are the figures of one pipeline run.
@@ -128,6 +136,9 @@ type bench struct {
 	kopts   []kgo.Opt
 	mongo   *app.Mongo
 	noView  bool // runs leave out the order_status collection
+	// reads, when set, is called with the main run's database and order
+	// ids before it is dropped.
+	reads func(ctx context.Context, db *mongo.Database, ids []int64) error
 	tmp     string
 	runSeq  int
 }
@@ -194,7 +205,28 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	res.RouterOnlyOverCeiling = res.RouterOnlyLPS / res.CeilingLPS
 
 	say("pipeline: %d lines, generate to routed", opts.Lines)
-	if res.Pipeline, err = b.pipeline(ctx, opts.Lines, 0); err != nil {
+	b.reads = func(ctx context.Context, db *mongo.Database, ids []int64) error {
+		fig, err := measureReads(ctx, db, len(ids), ids)
+		if err != nil {
+			return err
+		}
+		res.Reads = append(res.Reads, fig)
+		if opts.ReadOrders > len(ids) {
+			say("  growing order_status to %d orders to time its reads", opts.ReadOrders)
+			more, err := growView(ctx, db, ids[len(ids)-1]+1_000_000, opts.ReadOrders-len(ids))
+			if err != nil {
+				return err
+			}
+			if fig, err = measureReads(ctx, db, opts.ReadOrders, append(ids, more...)); err != nil {
+				return err
+			}
+			res.Reads = append(res.Reads, fig)
+		}
+		return nil
+	}
+	res.Pipeline, err = b.pipeline(ctx, opts.Lines, 0)
+	b.reads = nil
+	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	say("  %.0f lines/s", res.Pipeline.LinesPerSecond)
@@ -426,6 +458,15 @@ func (b *bench) pipeline(ctx context.Context, lines int, rate float64) (RunFigur
 	records, _ := reader.CountRecords(ctx, gen.FirstID, gen.LastID, status.Generated, status.Validated, status.Enriched, status.Routed, status.Rejected)
 	distinct := sum.LinesByStage[status.Generated] + sum.LinesByStage[status.Validated] + sum.LinesByStage[status.Enriched] + sum.LinesByStage[status.Routed] + sum.LinesRejected
 	fig.Duplicates = records - distinct
+	if b.reads != nil && !b.noView {
+		ids := make([]int64, len(all))
+		for i, o := range all {
+			ids[i] = o.ID
+		}
+		if err := b.reads(ctx, db, ids); err != nil {
+			return fig, fmt.Errorf("status reads: %w", err)
+		}
+	}
 	return fig, nil
 }
 

@@ -61,6 +61,12 @@ func (r *Result) Print(w io.Writer) {
 		row(fmt.Sprintf("throughput %s lines / %s lines", group(r.Lines), group(s.Lines)), fmt.Sprintf("%.2f", r.LargeOverSmall),
 			fmt.Sprintf(">= %.1f", Goals.LargeOverSmall), check(r.LargeOverSmall >= Goals.LargeOverSmall))
 	}
+	for _, rd := range r.Reads {
+		at := "at " + group(rd.Orders) + " orders"
+		row("one order's status, p50 / max, "+at, fmt.Sprintf("%.1f / %.1f ms", rd.OrderP50ms, rd.OrderMaxms), "<= 50 ms", check(rd.OrderMaxms <= 50))
+		row("summary, "+at, fmt.Sprintf("%.1f ms", rd.SummaryMs), "<= 200 ms", check(rd.SummaryMs <= 200))
+		row("stuck orders, "+at, fmt.Sprintf("%.1f ms", rd.StuckMs), "<= 200 ms", check(rd.StuckMs <= 200))
+	}
 	row("duplicate records / orders not final", fmt.Sprintf("%d / %d", p.Duplicates, p.NotFinal), "0 / 0", check(p.NotFinal == 0))
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -33,6 +34,11 @@ type Mongo struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 }
+
+// idIndexInterval is how soon a new collection gets its _id index (see
+// idIndexer). Until then, finds by _id in it scan, which is cheap while it is
+// small.
+const idIndexInterval = time.Second
 
 // ferretdb.New writes a package-level variable, so instances are created one
 // at a time.
@@ -60,6 +66,14 @@ func StartMongo(cfg MongoConfig) (*Mongo, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	}
+	// Index what exists before the server opens it, so that a large
+	// collection is not indexed while the server writes to it.
+	indexer := newIDIndexer(dir, logger)
+	if err := indexer.indexAll(context.Background()); err != nil {
+		indexer.close()
+		return nil, fmt.Errorf("start embedded mongo: %w", err)
+	}
+	indexer.close()
 	newFerretMu.Lock()
 	listener := ferretdb.ListenerConfig{TCP: cfg.Addr}
 	if cfg.CertFile != "" {
@@ -81,9 +95,19 @@ func StartMongo(cfg MongoConfig) (*Mongo, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Mongo{cancel: cancel, done: make(chan struct{})}
+	var wg sync.WaitGroup
+	wg.Add(2)
 	go func() {
-		defer close(m.done)
+		defer wg.Done()
 		_ = f.Run(ctx) // returns when ctx ends; it reports no other error
+	}()
+	go func() {
+		defer wg.Done()
+		indexer.run(ctx, idIndexInterval)
+	}()
+	go func() {
+		wg.Wait()
+		close(m.done)
 	}()
 	m.uri = f.MongoDBURI()
 	return m, nil

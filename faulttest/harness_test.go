@@ -346,6 +346,9 @@ type report struct {
 	// ViewWrong counts orders whose order_status documents disagree with
 	// the status derived from the records.
 	ViewWrong int
+	// ReadsWrong counts the disagreements of the fast status reads (one
+	// order by _id, the summary counters, the stuck list) with the records.
+	ReadsWrong int
 	Figures   []string
 }
 
@@ -471,6 +474,23 @@ func (s *stack) check(name string, res []app.GenerateResult, mon *monitor) repor
 	rep.Figures = append(rep.Figures, fmt.Sprintf("order_status disagreed with the records for %d orders", rep.ViewWrong))
 	for _, line := range wrong[:min(len(wrong), 5)] {
 		s.t.Error("order_status: " + line)
+	}
+	// The fast reads: each order by _id, the counters (a killed writer's
+	// are settled after 30 s, see status.ViewConfig.SettleAfter) and the
+	// open orders, over every order in the database.
+	everything, err := reader.All(ctx)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	readWait := testenv.Context(s.t, 90*time.Second)
+	readsWrong, err := status.WaitReads(readWait, m.DB, everything, true)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	rep.ReadsWrong = len(readsWrong)
+	rep.Figures = append(rep.Figures, fmt.Sprintf("the fast status reads disagreed with the records %d times", rep.ReadsWrong))
+	for _, line := range readsWrong[:min(len(readsWrong), 5)] {
+		s.t.Error("fast reads: " + line)
 	}
 	if mon != nil {
 		v := mon.finish()

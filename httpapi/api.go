@@ -11,10 +11,55 @@ import (
 	"github.com/orderflow/orderflow/status"
 )
 
-// OrderSource reads order statuses for the API.
+// OrderSource reads orders with their per-line detail and history, and all
+// orders for the lists: the folded records (status.Reader).
 type OrderSource interface {
 	Orders(ctx context.Context, ids ...int64) ([]*status.Order, error)
 	All(ctx context.Context) ([]*status.Order, error)
+}
+
+// StatusSource reads current statuses in time that does not grow with the
+// history (status.ViewReader): one order, the summary, the stuck orders.
+type StatusSource interface {
+	Orders(ctx context.Context, ids ...int64) ([]*status.Order, error)
+	Summary(ctx context.Context) (status.Summary, error)
+	Stuck(ctx context.Context, olderThan time.Duration, limit int) ([]*status.Order, int, error)
+}
+
+// foldedStatus answers StatusSource from the snapshot of every folded
+// order, for a deployment without the view.
+type foldedStatus struct{ s *Server }
+
+func (f foldedStatus) Orders(ctx context.Context, ids ...int64) ([]*status.Order, error) {
+	return f.s.cfg.Orders.Orders(ctx, ids...)
+}
+
+func (f foldedStatus) Summary(ctx context.Context) (status.Summary, error) {
+	snap, err := f.s.orders(ctx)
+	if err != nil {
+		return status.Summary{}, err
+	}
+	return snap.summary, nil
+}
+
+func (f foldedStatus) Stuck(ctx context.Context, olderThan time.Duration, limit int) ([]*status.Order, int, error) {
+	snap, err := f.s.orders(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	cutoff := time.Now().Add(-olderThan)
+	var out []*status.Order
+	total := 0
+	for _, o := range snap.orders {
+		if o.Final || o.FirstSeen.After(cutoff) {
+			continue
+		}
+		total++
+		if len(out) < limit {
+			out = append(out, o)
+		}
+	}
+	return out, total, nil
 }
 
 // minSnapshotTTL bounds how stale the lists and the summary may be.
@@ -62,7 +107,14 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "order id %q is not a positive integer", r.PathValue("id"))
 		return
 	}
-	orders, err := s.cfg.Orders.Orders(r.Context(), id)
+	// The current status is a few finds by _id; the per-line detail and
+	// history read the order's records, which costs more.
+	var orders []*status.Order
+	if r.URL.Query().Get("history") != "" {
+		orders, err = s.cfg.Orders.Orders(r.Context(), id)
+	} else {
+		orders, err = s.cfg.Status.Orders(r.Context(), id)
+	}
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "read order status: %v", err)
 		return
@@ -122,7 +174,8 @@ func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getSummary(w http.ResponseWriter, r *http.Request) {
-	snap, err := s.orders(r.Context())
+	at := time.Now()
+	sum, err := s.cfg.Status.Summary(r.Context())
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "read order status: %v", err)
 		return
@@ -130,7 +183,7 @@ func (s *Server) getSummary(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct {
 		status.Summary
 		At time.Time `json:"at"`
-	}{snap.summary, snap.at})
+	}{sum, at})
 }
 
 func (s *Server) getStuck(w http.ResponseWriter, r *http.Request) {
@@ -148,22 +201,12 @@ func (s *Server) getStuck(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "limit: %v", err)
 		return
 	}
-	snap, err := s.orders(r.Context())
+	stuck, total, err := s.cfg.Status.Stuck(r.Context(), olderThan, limit)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "read order status: %v", err)
 		return
 	}
-	cutoff := time.Now().Add(-olderThan)
-	page := orderPage{Orders: []*status.Order{}}
-	for _, o := range snap.orders {
-		if o.Final || o.FirstSeen.After(cutoff) {
-			continue
-		}
-		page.Total++
-		if len(page.Orders) < limit {
-			page.Orders = append(page.Orders, o)
-		}
-	}
+	page := orderPage{Orders: append([]*status.Order{}, stuck...), Total: total}
 	var held any = []any{}
 	if s.cfg.Held != nil {
 		held = s.cfg.Held()

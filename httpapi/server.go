@@ -29,6 +29,9 @@ type Config struct {
 	// Orders backs the order status API and the dashboard; nil disables
 	// them.
 	Orders OrderSource
+	// Status reads current statuses for /orders/{id}, /summary and /stuck;
+	// nil derives them from Orders.
+	Status StatusSource
 	// StuckAfter is the default age after which /stuck lists an order that
 	// is not final.
 	StuckAfter time.Duration
@@ -70,6 +73,9 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
 	s := &Server{cfg: cfg, ln: ln, done: make(chan struct{}), sampled: make(chan struct{}), slots: make(chan struct{}, cfg.MaxConcurrent)}
+	if s.cfg.Status == nil && s.cfg.Orders != nil {
+		s.cfg.Status = foldedStatus{s}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopSamples = cancel
 	go func() {

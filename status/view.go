@@ -54,6 +54,12 @@ type ViewEntry struct {
 	Time    time.Time `bson:"time"`
 	Lines   int       `bson:"lines"`
 	Reason  string    `bson:"reason,omitempty"`
+	// External marks a routed order with external lines: when delivery is
+	// enabled it is final only once delivered.
+	External bool `bson:"external,omitempty"`
+	// WriteID names the write that inserted the document (see
+	// CountsCollection).
+	WriteID string `bson:"write_id"`
 }
 
 // EnsureViewIndexes creates the indexes a real MongoDB uses for the view's
@@ -83,12 +89,23 @@ type ViewConfig struct {
 	ResolveAfter time.Duration
 	// MaxTracked bounds the orders whose partial stages are kept.
 	MaxTracked int
-	Logger     *slog.Logger
+	// SettleAfter is the age at which a write's intent (see
+	// CountsCollection) is taken for that of a writer stopped midway. It
+	// must exceed the longest a live writer takes from its intent to its
+	// count, which the status write timeout bounds; default 30 s.
+	SettleAfter time.Duration
+	// DeliveryEnabled says that external lines go on to a delivery stage,
+	// so a routed order with external lines is not final yet.
+	DeliveryEnabled bool
+	Logger          *slog.Logger
 }
 
 func (c *ViewConfig) setDefaults() {
 	if c.ResolveAfter == 0 {
 		c.ResolveAfter = 5 * time.Second
+	}
+	if c.SettleAfter == 0 {
+		c.SettleAfter = 30 * time.Second
 	}
 	if c.MaxTracked == 0 {
 		c.MaxTracked = 200_000
@@ -105,13 +122,18 @@ func (c *ViewConfig) setDefaults() {
 // needs no read to know the stage is complete. Partial stages are kept in
 // memory, bounded, and resolved from the records when they stay partial.
 type View struct {
-	coll *mongo.Collection
-	cfg  ViewConfig
+	coll   *mongo.Collection
+	counts *mongo.Collection // CountsCollection
+	open   *mongo.Collection // OpenCollection
+	writer string            // this View's document in counts
+	cfg    ViewConfig
+
+	wmu sync.Mutex // one write at a time: the intent, the inserts, the count
 
 	mu      sync.Mutex
-	partial map[partialKey]*partialStage
-	open    map[int64]*openOrder
-	written map[int64]uint8 // bit s: this process inserted step s, per order
+	partial    map[partialKey]*partialStage
+	openOrders map[int64]*openOrder
+	written    map[int64]uint8 // bit s: this process inserted step s, per order
 }
 
 // openOrder is what this process saw of an open order (lines without a line
@@ -149,7 +171,8 @@ type partialKey struct {
 }
 
 type partialStage struct {
-	lines  int
+	lines    int
+	external bool // a line of the order went external
 	seen   uint64 // bit i: line i passed the stage
 	expect int    // lines to see: lines, or the external lines for delivered
 	since  time.Time
@@ -157,13 +180,15 @@ type partialStage struct {
 
 // NewView returns a view written to the collection ViewCollection of db.
 func NewView(db *mongo.Database, cfg ViewConfig) *View {
-	return newView(db.Collection(ViewCollection), cfg)
+	v := newView(db.Collection(ViewCollection), cfg)
+	v.counts, v.open = db.Collection(CountsCollection), db.Collection(OpenCollection)
+	return v
 }
 
 func newView(coll *mongo.Collection, cfg ViewConfig) *View {
 	cfg.setDefaults()
-	return &View{coll: coll, cfg: cfg,
-		partial: map[partialKey]*partialStage{}, open: map[int64]*openOrder{}, written: map[int64]uint8{}}
+	return &View{coll: coll, cfg: cfg, writer: "w-" + newBatchID(),
+		partial: map[partialKey]*partialStage{}, openOrders: map[int64]*openOrder{}, written: map[int64]uint8{}}
 }
 
 // transition is a status an order reached, found in a batch, with the
@@ -173,6 +198,22 @@ type transition struct {
 	step  int
 	docs  []ViewEntry
 	done  []partialKey // partial stages it completes
+	// after is, for a rejected or failed order, the rank of the last stage
+	// it reached; external says a routed order has external lines.
+	after    int
+	external bool
+}
+
+// final reports whether t's status is one the order will not leave by
+// itself.
+func (t transition) final(deliveryEnabled bool) bool {
+	switch t.step {
+	case step(Delivered), step(Rejected), step(Failed):
+		return true
+	case step(Routed):
+		return !deliveryEnabled || !t.external
+	}
+	return false
 }
 
 // chain returns the documents that say order id reached st: the stages
@@ -219,7 +260,7 @@ func (v *View) transitions(recs []Record, now time.Time) []transition {
 	var order []int64
 	touched := map[int64]Record{} // open orders of the batch, with one of their records
 	var openIDs []int64
-	reach := func(rec Record, done *partialKey) {
+	reach := func(rec Record, done *partialKey, external bool) {
 		s := step(rec.Status)
 		if v.written[rec.OrderID]&(1<<s) != 0 {
 			return
@@ -237,6 +278,8 @@ func (v *View) transitions(recs []Record, now time.Time) []transition {
 			return // coalesced: the later status's chain includes it
 		}
 		t.step = s
+		t.after = reached(rec) - 1
+		t.external = external || rec.Status == Delivered
 		t.docs = v.chain(rec.OrderID, rec.Status, rec.Lines, rec.Reason, reached(rec), now)
 	}
 	for _, rec := range recs {
@@ -247,15 +290,15 @@ func (v *View) transitions(recs []Record, now time.Time) []transition {
 			// inserted itself: another router's finished order still gets
 			// a failed document, a gap the note on the view states.
 		case rec.Status == Rejected || rec.Status == Failed:
-			reach(rec, nil)
+			reach(rec, nil, false)
 		case rec.Line >= 0 && rec.Lines == 0 && rec.Status.IsStage():
-			o := v.open[rec.OrderID]
+			o := v.openOrders[rec.OrderID]
 			if o == nil {
-				if len(v.open) >= v.cfg.MaxTracked {
+				if len(v.openOrders) >= v.cfg.MaxTracked {
 					continue
 				}
 				o = &openOrder{rank: map[int]int{}, external: map[int]bool{}}
-				v.open[rec.OrderID] = o
+				v.openOrders[rec.OrderID] = o
 			}
 			o.rank[rec.Line] = max(o.rank[rec.Line], rec.Status.Rank())
 			if rec.Route == "external" {
@@ -282,17 +325,18 @@ func (v *View) transitions(recs []Record, now time.Time) []transition {
 				v.partial[k] = p
 			}
 			p.seen |= 1 << rec.Line
+			p.external = p.external || rec.Route == "external"
 			if bits.OnesCount64(p.seen) >= p.expect {
-				reach(rec, &k)
+				reach(rec, &k, p.external)
 			}
 		}
 	}
 	// An open order's status is taken over the whole batch: a record of
 	// one line must not speak for another line seen in the same batch.
 	for _, id := range openIDs {
-		o, rec := v.open[id], touched[id]
+		o, rec := v.openOrders[id], touched[id]
 		rec.Status, rec.Lines = o.status(), len(o.rank) // the lines seen so far
-		reach(rec, nil)
+		reach(rec, nil, len(o.external) > 0)
 	}
 	out := make([]transition, 0, len(order))
 	for _, id := range order {
@@ -308,30 +352,81 @@ func (v *View) apply(ctx context.Context, recs []Record, now time.Time) error {
 }
 
 // write inserts the documents of ts in one command, then commits them.
+//
+// An order whose first document this write inserts, and which is not final,
+// enters OpenCollection first; one that becomes final leaves it after.
 func (v *View) write(ctx context.Context, ts []transition) error {
-	var docs []any
+	v.wmu.Lock()
+	defer v.wmu.Unlock()
+	batch := newBatchID()
+	var docs []ViewEntry
+	var cs []contribution
+	var opened []any
+	var closed []string
 	for _, t := range ts {
+		final := t.final(v.cfg.DeliveryEnabled)
 		for _, d := range t.docs {
+			if d.Status == Routed {
+				d.External = t.external
+			}
+			d.WriteID = batch
 			docs = append(docs, d)
+			cs = append(cs, contribution{id: d.ID, status: d.Status, lines: d.Lines, after: max(t.after, 0), external: d.External})
+			if d.Status == Generated && !final {
+				opened = append(opened, openEntry{ID: strconv.FormatInt(t.order, 10), OrderID: t.order, Since: d.Time})
+			}
+		}
+		if final && len(t.docs) > 0 {
+			closed = append(closed, strconv.FormatInt(t.order, 10))
 		}
 	}
 	if len(docs) > 0 {
-		if err := v.insert(ctx, docs); err != nil {
+		if len(opened) > 0 {
+			_, err := v.open.InsertMany(ctx, opened, options.InsertMany().SetOrdered(false))
+			if err != nil && !mongoerr.OnlyDuplicateKeys(err) {
+				return fmt.Errorf("write %d orders to %s: %w", len(opened), OpenCollection, err)
+			}
+		}
+		if err := v.writeCounted(ctx, batch, docs, cs); err != nil {
 			return err
+		}
+		if len(closed) > 0 {
+			if _, err := v.open.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: closed}}}}); err != nil {
+				return fmt.Errorf("remove %d final orders from %s: %w", len(closed), OpenCollection, err)
+			}
 		}
 	}
 	v.commit(ts)
 	return nil
 }
 
+// openEntry is a document of OpenCollection.
+type openEntry struct {
+	ID      string    `bson:"_id"`
+	OrderID int64     `bson:"order_id"`
+	Since   time.Time `bson:"since"`
+}
+
 // insert inserts docs unordered, which both MongoDB and FerretDB apply in the
-// order given, going on past the duplicates.
-func (v *View) insert(ctx context.Context, docs []any) error {
-	_, err := v.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	if err != nil && !mongoerr.OnlyDuplicateKeys(err) {
-		return fmt.Errorf("write %d statuses to %s: %w", len(docs), ViewCollection, err)
+// order given, going on past the duplicates, and reports which it inserted.
+func (v *View) insert(ctx context.Context, docs []ViewEntry) ([]bool, error) {
+	inserted := make([]bool, len(docs))
+	for i := range inserted {
+		inserted[i] = true
 	}
-	return nil
+	_, err := v.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err != nil {
+		dups, ok := mongoerr.DuplicateIndexes(err)
+		if !ok {
+			return nil, fmt.Errorf("write %d statuses to %s: %w", len(docs), ViewCollection, err)
+		}
+		for _, i := range dups {
+			if i >= 0 && i < len(inserted) {
+				inserted[i] = false
+			}
+		}
+	}
+	return inserted, nil
 }
 
 func (v *View) commit(ts []transition) {
@@ -356,9 +451,9 @@ func (v *View) commit(ts []transition) {
 func (v *View) pruneOpen(before time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for id, o := range v.open {
+	for id, o := range v.openOrders {
 		if o.last.Before(before) {
-			delete(v.open, id)
+			delete(v.openOrders, id)
 		}
 	}
 }
@@ -368,12 +463,19 @@ func (v *View) pruneOpen(before time.Time) {
 func (v *View) Run(ctx context.Context) {
 	t := time.NewTicker(min(v.cfg.ResolveAfter/4, time.Second))
 	defer t.Stop()
+	lastUpkeep := time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			v.pruneOpen(time.Now().Add(-10 * time.Minute))
+			if time.Since(lastUpkeep) >= upkeepInterval {
+				lastUpkeep = time.Now()
+				if err := v.upkeep(ctx); err != nil && ctx.Err() == nil {
+					v.cfg.Logger.Warn("order_status: upkeep of counters and open orders failed; will retry", "error", err)
+				}
+			}
 			if err := v.resolve(ctx); err != nil && ctx.Err() == nil {
 				v.cfg.Logger.Warn("order_status: resolving partly seen orders failed; will retry", "error", err)
 			}
@@ -423,7 +525,11 @@ func (v *View) resolve(ctx context.Context) error {
 					below = min(below, l.reached+1)
 				}
 			}
-			t = &transition{order: id, step: step(o.Status), done: done,
+			external := o.Status == Delivered
+			for _, l := range o.Progress {
+				external = external || l.Route == "external"
+			}
+			t = &transition{order: id, step: step(o.Status), done: done, after: below - 1, external: external,
 				docs: v.chain(id, o.Status, o.Lines, o.Reason, below, time.Now())}
 		} else {
 			for _, k := range done {

@@ -22,3 +22,18 @@ func OnlyDuplicateKeys(err error) bool {
 	}
 	return true
 }
+
+// DuplicateIndexes returns the indexes, in the documents given, of the
+// writes of a bulk insert refused as duplicate keys, when those are its only
+// errors; ok is false for any other error.
+func DuplicateIndexes(err error) (idx []int, ok bool) {
+	if !OnlyDuplicateKeys(err) {
+		return nil, false
+	}
+	var bwe mongo.BulkWriteException
+	errors.As(err, &bwe)
+	for _, we := range bwe.WriteErrors {
+		idx = append(idx, we.Index)
+	}
+	return idx, true
+}
