@@ -138,9 +138,9 @@ type bench struct {
 	noView  bool // runs leave out the order_status collection
 	// reads, when set, is called with the main run's database and order
 	// ids before it is dropped.
-	reads func(ctx context.Context, db *mongo.Database, ids []int64) error
-	tmp     string
-	runSeq  int
+	reads  func(ctx context.Context, db *mongo.Database, ids []int64) error
+	tmp    string
+	runSeq int
 }
 
 // Run runs the benchmark and prints its table.

@@ -349,7 +349,7 @@ type report struct {
 	// ReadsWrong counts the disagreements of the fast status reads (one
 	// order by _id, the summary counters, the stuck list) with the records.
 	ReadsWrong int
-	Figures   []string
+	Figures    []string
 }
 
 // finalCount counts the final orders of generator runs.

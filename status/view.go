@@ -130,7 +130,7 @@ type View struct {
 
 	wmu sync.Mutex // one write at a time: the intent, the inserts, the count
 
-	mu      sync.Mutex
+	mu         sync.Mutex
 	partial    map[partialKey]*partialStage
 	openOrders map[int64]*openOrder
 	written    map[int64]uint8 // bit s: this process inserted step s, per order
@@ -172,10 +172,10 @@ type partialKey struct {
 
 type partialStage struct {
 	lines    int
-	external bool // a line of the order went external
-	seen   uint64 // bit i: line i passed the stage
-	expect int    // lines to see: lines, or the external lines for delivered
-	since  time.Time
+	external bool   // a line of the order went external
+	seen     uint64 // bit i: line i passed the stage
+	expect   int    // lines to see: lines, or the external lines for delivered
+	since    time.Time
 }
 
 // NewView returns a view written to the collection ViewCollection of db.

@@ -49,7 +49,9 @@ func TestViewCountsSurviveAWriterKilledMidway(t *testing.T) {
 	db := testenv.Database(t)
 	ctx := testenv.Context(t, time.Minute)
 	now := time.Now()
-	rec := func(id int64, st Status) Record { return Record{OrderID: id, Line: 0, Lines: 1, Status: st, Route: "internal"} }
+	rec := func(id int64, st Status) Record {
+		return Record{OrderID: id, Line: 0, Lines: 1, Status: st, Route: "internal"}
+	}
 
 	dead := NewView(db, ViewConfig{})
 	ts := dead.transitions([]Record{rec(1, Routed), rec(2, Validated)}, now)
