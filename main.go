@@ -27,6 +27,7 @@ import (
 
 	"github.com/orderflow/orderflow/app"
 	"github.com/orderflow/orderflow/bench"
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/embedded"
 	"github.com/orderflow/orderflow/metastore"
 	"github.com/orderflow/orderflow/middleware"
@@ -92,7 +93,7 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "orderflow:", err)
 		var usageErr usageError
-		var cfgErr *app.ConfigError
+		var cfgErr *config.ConfigError
 		if errors.As(err, &usageErr) || errors.As(err, &cfgErr) {
 			os.Exit(2) // the command line or the configuration: nothing was started
 		}
@@ -199,7 +200,7 @@ func (h helpRequest) Error() string { return "help requested" }
 
 // connect loads the configuration and connects to its MongoDB, for the
 // commands that only read or write there.
-func (c *common) connect() (*app.Config, *app.Mongo, error) {
+func (c *common) connect() (*config.Config, *app.Mongo, error) {
 	cfg, _, err := c.load()
 	if err != nil {
 		return nil, nil, err
@@ -213,7 +214,7 @@ func (c *common) connect() (*app.Config, *app.Mongo, error) {
 
 // load reads the configuration the flags point at, with the environment and
 // then the flags on top.
-func (c *common) load() (*app.Config, string, error) {
+func (c *common) load() (*config.Config, string, error) {
 	path := c.config
 	if path == "" {
 		path = os.Getenv("ORDERFLOW_CONFIG")
@@ -231,7 +232,7 @@ func (c *common) load() (*app.Config, string, error) {
 		}
 		name = path
 	}
-	cfg, err := app.Load(data, name, app.OSEnv)
+	cfg, err := config.Load(data, name, config.OSEnv)
 	if err != nil {
 		return nil, "", err
 	}
@@ -260,7 +261,7 @@ func (c *common) load() (*app.Config, string, error) {
 	return cfg, name, nil
 }
 
-func logger(cfg *app.Config, stderr io.Writer) *slog.Logger {
+func logger(cfg *config.Config, stderr io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}

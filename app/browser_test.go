@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/internal/testenv"
 	"github.com/orderflow/orderflow/metastore"
 	"github.com/orderflow/orderflow/status"
@@ -74,7 +75,7 @@ func number(t *testing.T, s string) int {
 func TestDashboardInBrowser(t *testing.T) {
 	browser := chromium(t)
 	brokers, _ := testenv.Brokers(t)
-	cfg := testConfig(t, brokers, testenv.MongoURI(t), func(c *Config) { c.HTTP.Listen = "127.0.0.1:0" })
+	cfg := testConfig(t, brokers, testenv.MongoURI(t), func(c *config.Config) { c.HTTP.Listen = "127.0.0.1:0" })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	urls := make(chan string, 1)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/delivery"
 	"github.com/orderflow/orderflow/internal/testenv"
 	"github.com/orderflow/orderflow/metastore"
@@ -62,7 +63,7 @@ func (p *partnerServer) received() map[string][]delivery.Document {
 }
 
 // publishTestOrders publishes handmade orders the way the generator does.
-func publishTestOrders(t *testing.T, cfg *Config, orders []order.Order, pace time.Duration) {
+func publishTestOrders(t *testing.T, cfg *config.Config, orders []order.Order, pace time.Duration) {
 	t.Helper()
 	k, err := NewKafka(cfg.Kafka, false, quietLogger())
 	if err != nil {
@@ -118,18 +119,18 @@ func TestPartnerDelivery(t *testing.T) {
 
 	brokers, _ := testenv.Brokers(t)
 	files := filepath.Join(t.TempDir(), "files")
-	cfg := testConfig(t, brokers, testenv.MongoURI(t), func(c *Config) {
-		httpSink := func(url string) SinkConfig {
-			return SinkConfig{Type: "http", URL: url, Timeout: D(300 * time.Millisecond), MaxRetries: 2,
-				InitialInterval: D(20 * time.Millisecond), MaxInterval: D(50 * time.Millisecond)}
+	cfg := testConfig(t, brokers, testenv.MongoURI(t), func(c *config.Config) {
+		httpSink := func(url string) config.SinkConfig {
+			return config.SinkConfig{Type: "http", URL: url, Timeout: config.D(300 * time.Millisecond), MaxRetries: 2,
+				InitialInterval: config.D(20 * time.Millisecond), MaxInterval: config.D(50 * time.Millisecond)}
 		}
-		c.Delivery.AssemblyTimeout = D(20 * time.Second)
-		c.Delivery.Partners = []PartnerConfig{
-			{Name: "ok", Match: MatchConfig{RouteIDs: []int{2}}, Sink: httpSink(ok.URL)},
-			{Name: "flaky", Match: MatchConfig{RouteIDs: []int{3}}, Sink: httpSink(flaky.URL)},
-			{Name: "bad", Match: MatchConfig{RouteIDs: []int{4}}, Sink: httpSink(bad.URL)},
-			{Name: "hang", Match: MatchConfig{Categories: []string{"Slow"}}, Sink: httpSink(hang.URL)},
-			{Name: "files", Match: MatchConfig{RouteIDs: []int{6}}, Sink: SinkConfig{Type: "dir", Path: files}},
+		c.Delivery.AssemblyTimeout = config.D(20 * time.Second)
+		c.Delivery.Partners = []config.PartnerConfig{
+			{Name: "ok", Match: config.MatchConfig{RouteIDs: []int{2}}, Sink: httpSink(ok.URL)},
+			{Name: "flaky", Match: config.MatchConfig{RouteIDs: []int{3}}, Sink: httpSink(flaky.URL)},
+			{Name: "bad", Match: config.MatchConfig{RouteIDs: []int{4}}, Sink: httpSink(bad.URL)},
+			{Name: "hang", Match: config.MatchConfig{Categories: []string{"Slow"}}, Sink: httpSink(hang.URL)},
+			{Name: "files", Match: config.MatchConfig{RouteIDs: []int{6}}, Sink: config.SinkConfig{Type: "dir", Path: files}},
 		}
 	})
 	ctx := testenv.Context(t, 3*time.Minute)

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/embedded"
 	"github.com/orderflow/orderflow/metastore"
 	"github.com/orderflow/orderflow/progress"
@@ -33,7 +34,7 @@ type DemoOptions struct {
 	Logger *slog.Logger
 	// Ready, when set, is called once the pipeline runs, with the
 	// configuration in effect (the addresses of the embedded servers).
-	Ready func(*Config)
+	Ready func(*config.Config)
 	// Final, when set, is called once every order is final, with the
 	// dashboard's URL, while the pipeline still runs.
 	Final func(dashboard string)
@@ -42,7 +43,7 @@ type DemoOptions struct {
 // Demo runs the whole pipeline on one machine: embedded servers when none
 // are configured, the sample metadata, a router, and a batch of orders,
 // until every order is final.
-func Demo(ctx context.Context, cfg *Config, opts DemoOptions) error {
+func Demo(ctx context.Context, cfg *config.Config, opts DemoOptions) error {
 	out := opts.Out
 	log := opts.Logger
 	var started []string
@@ -158,7 +159,7 @@ func Demo(ctx context.Context, cfg *Config, opts DemoOptions) error {
 	return waitErr
 }
 
-func loadSample(ctx context.Context, cfg *Config, out io.Writer) error {
+func loadSample(ctx context.Context, cfg *config.Config, out io.Writer) error {
 	m, err := ConnectMongo(cfg.MongoDB)
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/delivery"
 	"github.com/orderflow/orderflow/internal/testenv"
 	"github.com/orderflow/orderflow/metastore"
@@ -25,21 +26,21 @@ import (
 
 // testConfig is the shipped configuration pointed at the test's servers,
 // with partner files under a temporary directory.
-func testConfig(t *testing.T, brokers []string, mongoURI string, mod func(*Config)) *Config {
+func testConfig(t *testing.T, brokers []string, mongoURI string, mod func(*config.Config)) *config.Config {
 	t.Helper()
 	data, err := os.ReadFile("../orderflow.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Load(data, "orderflow.yaml", nil)
+	cfg, err := config.Load(data, "orderflow.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Kafka.Brokers = brokers
 	cfg.MongoDB.URI = mongoURI
 	cfg.MongoDB.Database = "orderflow_" + testenv.Unique()
-	cfg.Kafka.SessionTimeout = D(6 * time.Second)
-	cfg.Kafka.DrainTimeout = D(5 * time.Second)
+	cfg.Kafka.SessionTimeout = config.D(6 * time.Second)
+	cfg.Kafka.DrainTimeout = config.D(5 * time.Second)
 	cfg.HTTP.Listen = ""
 	out := t.TempDir()
 	for i := range cfg.Delivery.Partners {
@@ -59,7 +60,7 @@ func quietLogger() *slog.Logger {
 }
 
 // startPipeline runs a router process until the returned stop is called.
-func startPipeline(t *testing.T, cfg *Config) (stop func()) {
+func startPipeline(t *testing.T, cfg *config.Config) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	p, err := NewPipeline(ctx, cfg, Options{Logger: quietLogger()})
@@ -92,14 +93,14 @@ func startPipeline(t *testing.T, cfg *Config) (stop func()) {
 // loadedPipeline is a router running on the test's servers with the sample
 // metadata loaded, and a MongoDB connection to read what it did.
 type loadedPipeline struct {
-	cfg     *Config
+	cfg     *config.Config
 	brokers []string
 	ctx     context.Context
 	mongo   *Mongo
 }
 
 // startLoaded starts a loadedPipeline; mod edits the configuration first.
-func startLoaded(t *testing.T, mod func(*Config)) loadedPipeline {
+func startLoaded(t *testing.T, mod func(*config.Config)) loadedPipeline {
 	t.Helper()
 	brokers, _ := testenv.Brokers(t)
 	cfg := testConfig(t, brokers, testenv.MongoURI(t), mod)
@@ -117,14 +118,14 @@ func startLoaded(t *testing.T, mod func(*Config)) loadedPipeline {
 }
 
 // waitAllFinal waits until every order from first to last is final.
-func waitAllFinal(t *testing.T, cfg *Config, first, last int64, n int, d time.Duration) []*status.Order {
+func waitAllFinal(t *testing.T, cfg *config.Config, first, last int64, n int, d time.Duration) []*status.Order {
 	t.Helper()
 	m, err := ConnectMongo(cfg.MongoDB)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close(context.Background())
-	reader := status.NewReader(m.DB.Collection(status.Collection), deliveryEnabledIn(cfg))
+	reader := status.NewReader(m.DB.Collection(status.Collection), cfg.DeliveryEnabled())
 	deadline := time.Now().Add(d)
 	for {
 		orders, err := reader.Range(context.Background(), first, last)
@@ -164,7 +165,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 // order's final status against the metadata.
 func testEndToEnd(t *testing.T, client string) {
 	brokers, _ := testenv.Brokers(t)
-	cfg := testConfig(t, brokers, testenv.MongoURI(t), func(c *Config) {
+	cfg := testConfig(t, brokers, testenv.MongoURI(t), func(c *config.Config) {
 		c.Kafka.Client = client
 		c.Generator.FraudShare = 0.1
 		if client == "watermill-kafka" {
@@ -383,7 +384,7 @@ func checkOrderStatusView(t *testing.T, ctx context.Context, db *mongo.Database,
 
 // checkDeliveryFiles checks that each partner holds a file for the order with
 // exactly its lines.
-func checkDeliveryFiles(t *testing.T, cfg *Config, lines []order.Line, snap *metastore.Snapshot) {
+func checkDeliveryFiles(t *testing.T, cfg *config.Config, lines []order.Line, snap *metastore.Snapshot) {
 	t.Helper()
 	byPartner := map[string][]int{}
 	for _, l := range lines {

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/metastore"
 	"github.com/orderflow/orderflow/order"
 	"github.com/orderflow/orderflow/status"
@@ -52,7 +53,7 @@ type GenerateResult struct {
 
 // Generate publishes random orders to the generator topic, one message per
 // line, and records each line as generated once its publish succeeded.
-func Generate(ctx context.Context, cfg *Config, opts GenerateOptions) (res GenerateResult, err error) {
+func Generate(ctx context.Context, cfg *config.Config, opts GenerateOptions) (res GenerateResult, err error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()

@@ -8,13 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/internal/testenv"
 )
 
 // TestAcceptedConfigurationsBuild is a property test: configurations made by
 // random edits of the shipped one (handlers disabled, outputs pointed
-// elsewhere, stacks changed, --only lists) either are refused by Load, with
-// a ConfigError, or build a pipeline on the embedded servers without error.
+// elsewhere, stacks changed, --only lists) either are refused by config.Load, with
+// a config.ConfigError, or build a pipeline on the embedded servers without error.
 // None panics.
 func TestAcceptedConfigurationsBuild(t *testing.T) {
 	brokers, _ := testenv.Brokers(t)
@@ -55,11 +56,11 @@ func TestAcceptedConfigurationsBuild(t *testing.T) {
 		for range 1 + rng.IntN(4) {
 			text = edits[rng.IntN(len(edits))](rng, text)
 		}
-		cfg, err := Load([]byte(text), "random.yaml", nil)
+		cfg, err := config.Load([]byte(text), "random.yaml", nil)
 		if err != nil {
-			var ce *ConfigError
+			var ce *config.ConfigError
 			if !errors.As(err, &ce) {
-				t.Fatalf("case %d: Load failed without a ConfigError: %v", i, err)
+				t.Fatalf("case %d: config.Load failed without a ConfigError: %v", i, err)
 			}
 			continue
 		}

@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/internal/testenv"
 	"github.com/orderflow/orderflow/order"
 )
 
 // TestConfigCheckRefusesGraphsThatCannotWork edits the shipped configuration
-// into each graph that cannot work and checks that Load (what `config check`
+// into each graph that cannot work and checks that config.Load (what `config check`
 // and `run` both call) refuses it, naming the handler and key.
 func TestConfigCheckRefusesGraphsThatCannotWork(t *testing.T) {
 	base := shipped(t)
@@ -60,10 +61,10 @@ func TestConfigCheckRefusesGraphsThatCannotWork(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Load([]byte(tc.text), "orderflow.yaml", nil)
-			var ce *ConfigError
+			_, err := config.Load([]byte(tc.text), "orderflow.yaml", nil)
+			var ce *config.ConfigError
 			if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("got %v, want a ConfigError saying %q", err, tc.want)
+				t.Fatalf("got %v, want a config.ConfigError saying %q", err, tc.want)
 			}
 		})
 	}
@@ -72,18 +73,18 @@ func TestConfigCheckRefusesGraphsThatCannotWork(t *testing.T) {
 		"  - name: enrich\n", "  - name: enrich\n    redeliver_forever: true\n",
 		"  - name: route\n", "  - name: route\n    redeliver_forever: true\n",
 		"      after_retries: true\n  - retry:", "      after_retries: false\n  - retry:")
-	if _, err := Load([]byte(allowed), "orderflow.yaml", nil); err != nil {
+	if _, err := config.Load([]byte(allowed), "orderflow.yaml", nil); err != nil {
 		t.Fatalf("a declared redeliver_forever stack refused: %v", err)
 	}
 	external := edit(base, de, deOff, "  enriched_order_details: {partitions: 8}", "  enriched_order_details: {partitions: 8, external: true}")
-	if _, err := Load([]byte(external), "orderflow.yaml", nil); err != nil {
+	if _, err := config.Load([]byte(external), "orderflow.yaml", nil); err != nil {
 		t.Fatalf("a topic declared external refused: %v", err)
 	}
 }
 
 func TestRunOnlyAgreesWithCheck(t *testing.T) {
 	off := strings.Replace(shipped(t), "  - name: deliver\n", "  - name: deliver\n    enabled: false\n", 1)
-	cfg, err := Load([]byte(off), "orderflow.yaml", nil)
+	cfg, err := config.Load([]byte(off), "orderflow.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func TestRunOnlyAgreesWithCheck(t *testing.T) {
 		"deliver": `--only: handler "deliver" is disabled`,
 	} {
 		err := cfg.CheckOnly([]string{only})
-		var ce *ConfigError
+		var ce *config.ConfigError
 		if !errors.As(err, &ce) || !strings.Contains(err.Error(), want) {
 			t.Errorf("--only %s: %v, want %q", only, err, want)
 		}
@@ -112,13 +113,13 @@ func TestUnknownEnvironmentVariableIsRefused(t *testing.T) {
 		}
 		return "", false
 	}
-	cfg, err := Load([]byte(shipped(t)), "orderflow.yaml", env)
+	cfg, err := config.Load([]byte(shipped(t)), "orderflow.yaml", env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = cfg.CheckEnviron(environ)
 	want := "environment ORDERFLOW_MIDDLEWARE_RETRY_MAX_RETIRES: no setting has this variable; did you mean ORDERFLOW_MIDDLEWARE_RETRY_MAX_RETRIES?"
-	var ce *ConfigError
+	var ce *config.ConfigError
 	if !errors.As(err, &ce) || len(ce.Problems) != 1 || !strings.Contains(err.Error(), want) {
 		t.Fatalf("got %v, want only %q", err, want)
 	}
@@ -137,12 +138,12 @@ func TestUnknownEnvironmentVariableIsRefused(t *testing.T) {
 // /stuck with its reason, counted, and /readyz turns degraded.
 func TestRedeliverForeverIsNeverSilent(t *testing.T) {
 	brokers, _ := testenv.Brokers(t)
-	cfg := testConfig(t, brokers, testenv.MongoURI(t), func(c *Config) {
-		c.Metadata.UnknownReferenceGrace = D(0)
+	cfg := testConfig(t, brokers, testenv.MongoURI(t), func(c *config.Config) {
+		c.Metadata.UnknownReferenceGrace = config.D(0)
 		c.Router.HeldReportAfter = 3
-		c.Router.HeldDegradedAfter = D(time.Second)
+		c.Router.HeldDegradedAfter = config.D(time.Second)
 		c.Handlers[1].RedeliverForever = true
-		c.Handlers[1].Middleware = []Middleware{{Kind: MWCorrelationID}, {Kind: MWRecoverer}}
+		c.Handlers[1].Middleware = []config.Middleware{{Kind: config.MWCorrelationID}, {Kind: config.MWRecoverer}}
 	})
 	ctx := testenv.Context(t, 2*time.Minute)
 	if err := loadSample(ctx, cfg, io.Discard); err != nil {

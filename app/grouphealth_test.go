@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/internal/testenv"
 )
 
@@ -20,9 +21,9 @@ import (
 // router.group_stalled_after.
 func TestStalledGroupIsVisible(t *testing.T) {
 	brokers, _ := testenv.Brokers(t)
-	cfg := testConfig(t, brokers, testenv.MongoURI(t), func(c *Config) {
-		c.Router.GroupStalledAfter = D(time.Second)
-		c.Router.GroupHealthInterval = D(200 * time.Millisecond)
+	cfg := testConfig(t, brokers, testenv.MongoURI(t), func(c *config.Config) {
+		c.Router.GroupStalledAfter = config.D(time.Second)
+		c.Router.GroupHealthInterval = config.D(200 * time.Millisecond)
 	})
 	ctx := testenv.Context(t, 2*time.Minute)
 	if err := loadSample(ctx, cfg, io.Discard); err != nil {

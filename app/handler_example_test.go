@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/internal/testenv"
 	"github.com/orderflow/orderflow/order"
 )
@@ -35,7 +36,7 @@ func TestReadmeAddingAHandlerWorksAsWritten(t *testing.T) {
 
 	brokers, _ := testenv.Brokers(t)
 	cfg := testConfig(t, brokers, testenv.MongoURI(t), nil)
-	loaded, err := Load([]byte(text), "my.yaml", nil)
+	loaded, err := config.Load([]byte(text), "my.yaml", nil)
 	if err != nil {
 		t.Fatalf("the README's example does not load: %v", err)
 	}

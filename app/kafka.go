@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 
 	"github.com/IBM/sarama"
@@ -17,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/kafkapubsub"
 	"github.com/orderflow/orderflow/status"
 )
@@ -24,7 +27,7 @@ import (
 // Kafka builds the Watermill publishers and subscribers of the configured
 // implementation, with TLS and SASL applied.
 type Kafka struct {
-	cfg    KafkaConfig
+	cfg    config.KafkaConfig
 	log    *slog.Logger
 	kgo    []kgo.Opt
 	tls    *tls.Config
@@ -32,9 +35,9 @@ type Kafka struct {
 }
 
 // NewKafka prepares the clients of cfg; it connects nothing yet.
-func NewKafka(cfg KafkaConfig, traced bool, log *slog.Logger) (*Kafka, error) {
+func NewKafka(cfg config.KafkaConfig, traced bool, log *slog.Logger) (*Kafka, error) {
 	if len(cfg.Brokers) == 0 {
-		return nil, errNoBrokers
+		return nil, config.ErrNoBrokers
 	}
 	k := &Kafka{cfg: cfg, log: log, traced: traced}
 	codec := map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(),
@@ -68,7 +71,7 @@ func (k *Kafka) Brokers() []string { return k.cfg.Brokers }
 
 // EnsureTopics creates the configured topics that do not exist, and warns
 // about existing ones whose partition count differs from the configuration.
-func (k *Kafka) EnsureTopics(ctx context.Context, topics map[string]TopicConfig) error {
+func (k *Kafka) EnsureTopics(ctx context.Context, topics map[string]config.TopicConfig) error {
 	want := make(map[string]int32, len(topics))
 	for name, t := range topics {
 		want[name] = int32(t.Partitions)
@@ -77,7 +80,7 @@ func (k *Kafka) EnsureTopics(ctx context.Context, topics map[string]TopicConfig)
 	if err := kafkapubsub.EnsureTopics(ctx, k.cfg.Brokers, k.kgo, want, int16(k.cfg.Replication), configs); err != nil {
 		return err
 	}
-	have, err := kafkapubsub.ExistingPartitions(ctx, k.cfg.Brokers, k.kgo, sortedKeys(topics)...)
+	have, err := kafkapubsub.ExistingPartitions(ctx, k.cfg.Brokers, k.kgo, slices.Sorted(maps.Keys(topics))...)
 	if err != nil {
 		return err
 	}
@@ -293,7 +296,7 @@ func murmur2(b []byte) uint32 {
 	return h
 }
 
-func tlsConfig(c TLSConfig) (*tls.Config, error) {
+func tlsConfig(c config.TLSConfig) (*tls.Config, error) {
 	t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // opt-in, for test servers
 	if c.CAFile != "" {
 		pem, err := os.ReadFile(c.CAFile)

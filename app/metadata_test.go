@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/internal/testenv"
 	"github.com/orderflow/orderflow/metastore"
 	"github.com/orderflow/orderflow/order"
@@ -17,7 +18,7 @@ import (
 
 // startPipelineHTTP runs a router process with its HTTP listener on a random
 // loopback port, and returns the listener's base URL.
-func startPipelineHTTP(t *testing.T, ctx context.Context, cfg *Config) string {
+func startPipelineHTTP(t *testing.T, ctx context.Context, cfg *config.Config) string {
 	t.Helper()
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	p, err := NewPipeline(ctx, cfg, Options{Logger: quietLogger()})

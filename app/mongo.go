@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/httpapi"
 	"github.com/orderflow/orderflow/status"
 )
@@ -34,9 +35,9 @@ func (c *CommandCounter) Total() int64 { return c.total.Load() }
 // ConnectMongo connects to the configured MongoDB. It does not wait for the
 // server; the first command does. onCommand, when set, is called with the
 // name of every command sent (metrics).
-func ConnectMongo(cfg MongoConfig, onCommand ...func(name string)) (*Mongo, error) {
+func ConnectMongo(cfg config.MongoConfig, onCommand ...func(name string)) (*Mongo, error) {
 	if cfg.URI == "" {
-		return nil, errNoMongo
+		return nil, config.ErrNoMongo
 	}
 	counter := &CommandCounter{}
 	if len(onCommand) > 0 {
@@ -68,13 +69,13 @@ func ConnectMongo(cfg MongoConfig, onCommand ...func(name string)) (*Mongo, erro
 	}
 	client, err := mongo.Connect(opts)
 	if err != nil {
-		return nil, fmt.Errorf("connect to mongodb at %s: %w", MaskURI(cfg.URI), err)
+		return nil, fmt.Errorf("connect to mongodb at %s: %w", config.MaskURI(cfg.URI), err)
 	}
 	return &Mongo{Client: client, DB: client.Database(cfg.Database), Commands: counter}, nil
 }
 
 // writeConcern is the configured write concern, always with the journal.
-func writeConcern(cfg MongoConfig) *writeconcern.WriteConcern {
+func writeConcern(cfg config.MongoConfig) *writeconcern.WriteConcern {
 	journal := true
 	if cfg.WriteConcern == "1" {
 		return &writeconcern.WriteConcern{W: 1, Journal: &journal}
@@ -91,7 +92,7 @@ func (m *Mongo) Close(ctx context.Context) error {
 }
 
 // StatusReader returns the order status reader the configuration describes.
-func StatusReader(cfg *Config, db *mongo.Database) *status.Reader {
+func StatusReader(cfg *config.Config, db *mongo.Database) *status.Reader {
 	r := status.NewReader(db.Collection(status.Collection), cfg.DeliveryEnabled())
 	r.OpenQuiet = cfg.Status.OpenOrderQuiet.Duration
 	return r
@@ -100,7 +101,7 @@ func StatusReader(cfg *Config, db *mongo.Database) *status.Reader {
 // CurrentStatusReader returns the reader of current statuses: the
 // order_status view when it is kept, whose reads do not grow with the
 // history, or nil (the records then answer everything).
-func CurrentStatusReader(cfg *Config, db *mongo.Database) *status.ViewReader {
+func CurrentStatusReader(cfg *config.Config, db *mongo.Database) *status.ViewReader {
 	if !cfg.Status.OrderStatusEnabled() {
 		return nil
 	}
@@ -109,7 +110,7 @@ func CurrentStatusReader(cfg *Config, db *mongo.Database) *status.ViewReader {
 
 // currentStatusSource is CurrentStatusReader for the API: nil stays an
 // untyped nil, so the API falls back to the records.
-func currentStatusSource(cfg *Config, db *mongo.Database) httpapi.StatusSource {
+func currentStatusSource(cfg *config.Config, db *mongo.Database) httpapi.StatusSource {
 	if r := CurrentStatusReader(cfg, db); r != nil {
 		return r
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/internal/testenv"
 	"github.com/orderflow/orderflow/metastore"
 	"github.com/orderflow/orderflow/status"
@@ -22,7 +23,7 @@ import (
 // that they are routed and delivered, not poisoned, with their statuses in
 // order_status.
 func TestOriginalProducersLinesAreProcessed(t *testing.T) {
-	lp := startLoaded(t, func(c *Config) { c.Status.OpenOrderQuiet = D(time.Second) })
+	lp := startLoaded(t, func(c *config.Config) { c.Status.OpenOrderQuiet = config.D(time.Second) })
 	cfg, brokers, ctx, m := lp.cfg, lp.brokers, lp.ctx, lp.mongo
 	snap, err := metastore.NewStore(m.DB).Snapshot(ctx)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/delivery"
 	"github.com/orderflow/orderflow/failure"
 	"github.com/orderflow/orderflow/handlers"
@@ -48,7 +49,7 @@ type Options struct {
 // their consumer groups, with the status of every line kept in MongoDB.
 // Several processes with the same configuration share the partitions.
 type Pipeline struct {
-	cfg      *Config
+	cfg      *config.Config
 	log      *slog.Logger
 	kafka    *Kafka
 	mongo    *Mongo
@@ -82,7 +83,7 @@ type Pipeline struct {
 
 // NewPipeline connects to Kafka and MongoDB, creates the topics, loads the
 // metadata and wires the handlers. Run starts them.
-func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, err error) {
+func NewPipeline(ctx context.Context, cfg *config.Config, opts Options) (p *Pipeline, err error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -202,20 +203,6 @@ func NewPipeline(ctx context.Context, cfg *Config, opts Options) (p *Pipeline, e
 	return p, nil
 }
 
-// deliveryEnabledIn says whether external lines go on to a delivery stage,
-// which decides when an order with external lines is final.
-func deliveryEnabledIn(cfg *Config) bool {
-	for _, h := range cfg.Handlers {
-		if h.Processor == "deliver" && h.IsEnabled() {
-			return true
-		}
-	}
-	return false
-}
-
-// DeliveryEnabled is deliveryEnabledIn for the commands.
-func (c *Config) DeliveryEnabled() bool { return deliveryEnabledIn(c) }
-
 func (p *Pipeline) deps() (handlers.Deps, error) {
 	d := handlers.Deps{
 		Fraud:     p.cache,
@@ -262,7 +249,7 @@ func (p *Pipeline) deps() (handlers.Deps, error) {
 	return d, nil
 }
 
-func (p *Pipeline) addHandler(h HandlerConfig, deps handlers.Deps) error {
+func (p *Pipeline) addHandler(h config.HandlerConfig, deps handlers.Deps) error {
 	kind := handlers.Registry[h.Processor]
 	proc, err := kind.New(deps)
 	if err != nil {
@@ -274,12 +261,12 @@ func (p *Pipeline) addHandler(h HandlerConfig, deps handlers.Deps) error {
 	}
 	p.subs = append(p.subs, sub)
 	st := &stage{
-		name: h.Name, subscribe: h.Subscribe, status: h.Status, proc: proc,
+		name: h.Name, subscribe: h.Subscribe, status: status.Status(h.Status), proc: proc,
 		publish: h.Publish, routes: h.Routes, writer: p.recorder, log: p.log.With("handler", h.Name),
 	}
 	var handler *message.Handler
 	if kind.Publishes || len(kind.Routes) > 0 {
-		pub := keepOpen{&topicRouter{log: p.log, next: &status.Publisher{Next: p.pub, Writer: p.recorder, Status: h.Status, Context: p.stopCtx}}}
+		pub := keepOpen{&topicRouter{log: p.log, next: &status.Publisher{Next: p.pub, Writer: p.recorder, Status: status.Status(h.Status), Context: p.stopCtx}}}
 		handler = p.router.AddHandler(h.Name, h.Subscribe, sub, h.Publish, pub, st.handle)
 	} else {
 		handler = p.router.AddConsumerHandler(h.Name, h.Subscribe, sub, func(msg *message.Message) error {
@@ -309,7 +296,7 @@ func (p *Pipeline) addHandler(h HandlerConfig, deps handlers.Deps) error {
 }
 
 // stack builds a handler's middleware, outermost first.
-func (p *Pipeline) stack(h HandlerConfig, stack []Middleware) ([]message.HandlerMiddleware, error) {
+func (p *Pipeline) stack(h config.HandlerConfig, stack []config.Middleware) ([]message.HandlerMiddleware, error) {
 	classifier := middleware.AllPermanent
 	for _, m := range stack {
 		if m.Poison != nil {
@@ -322,9 +309,9 @@ func (p *Pipeline) stack(h HandlerConfig, stack []Middleware) ([]message.Handler
 	var out []message.HandlerMiddleware
 	for _, m := range stack {
 		switch m.Kind {
-		case MWCorrelationID:
+		case config.MWCorrelationID:
 			out = append(out, middleware.CorrelationID)
-		case MWPoisonQueue:
+		case config.MWPoisonQueue:
 			mw, err := middleware.PoisonQueue(middleware.PoisonQueueConfig{
 				Publisher:    keepOpen{&status.Publisher{Next: p.pub, Writer: p.recorder, Status: status.Failed, ReasonKey: middleware.ReasonKey, Context: p.stopCtx}},
 				Topic:        m.Poison.Topic,
@@ -344,17 +331,17 @@ func (p *Pipeline) stack(h HandlerConfig, stack []Middleware) ([]message.Handler
 				return nil, err
 			}
 			out = append(out, mw)
-		case MWRetry:
+		case config.MWRetry:
 			out = append(out, middleware.Retry(middleware.RetryConfig{
 				MaxRetries: m.Retry.MaxRetries, InitialInterval: m.Retry.InitialInterval.Duration,
 				MaxInterval: m.Retry.MaxInterval.Duration, Multiplier: m.Retry.Multiplier, Jitter: m.Retry.Jitter,
 				Classifier: classifier, ShuttingDown: p.closing.Load, Logger: p.log, Describe: describe,
 			}))
-		case MWRecoverer:
+		case config.MWRecoverer:
 			out = append(out, wmmiddleware.Recoverer)
-		case MWTimeout:
+		case config.MWTimeout:
 			out = append(out, wmmiddleware.Timeout(m.Timeout.Duration.Duration))
-		case MWThrottle:
+		case config.MWThrottle:
 			out = append(out, middleware.Throttle(m.Throttle.PerSecond))
 		default:
 			return nil, fmt.Errorf("unknown middleware %q", m.Kind)

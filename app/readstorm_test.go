@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/internal/testenv"
 )
 
@@ -19,7 +20,7 @@ import (
 // every order ends final.
 func TestReadStormDoesNotStarveThePipeline(t *testing.T) {
 	brokers, _ := testenv.Brokers(t)
-	cfg := testConfig(t, brokers, testenv.MongoURI(t), func(c *Config) { c.HTTP.MaxConcurrent = 4 })
+	cfg := testConfig(t, brokers, testenv.MongoURI(t), func(c *config.Config) { c.HTTP.MaxConcurrent = 4 })
 	ctx := testenv.Context(t, 3*time.Minute)
 	if err := loadSample(ctx, cfg, io.Discard); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/embedded"
 	"github.com/orderflow/orderflow/internal/testcert"
 	"github.com/orderflow/orderflow/internal/testenv"
@@ -34,19 +35,19 @@ func TestKafkaSASLAndTLS(t *testing.T) {
 			defer c.Close()
 			var logs bytes.Buffer
 			log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug - 4}))
-			cfg := KafkaConfig{
+			cfg := config.KafkaConfig{
 				Brokers: c.ListenAddrs(), Client: "franz", Compression: "none", MaxInFlight: 16,
-				CommitInterval: D(100 * time.Millisecond), SessionTimeout: D(6 * time.Second),
-				DrainTimeout: D(2 * time.Second), RebalanceTimeout: D(10 * time.Second), DeliveryTimeout: D(10 * time.Second), Replication: 1,
-				TLS:  TLSConfig{Enabled: true, CAFile: certs.CA},
-				SASL: SASLConfig{Mechanism: mech, Username: "orderflow", Password: password},
+				CommitInterval: config.D(100 * time.Millisecond), SessionTimeout: config.D(6 * time.Second),
+				DrainTimeout: config.D(2 * time.Second), RebalanceTimeout: config.D(10 * time.Second), DeliveryTimeout: config.D(10 * time.Second), Replication: 1,
+				TLS:  config.TLSConfig{Enabled: true, CAFile: certs.CA},
+				SASL: config.SASLConfig{Mechanism: mech, Username: "orderflow", Password: password},
 			}
 			ctx := testenv.Context(t, time.Minute)
 			k, err := NewKafka(cfg, false, log)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := k.EnsureTopics(ctx, map[string]TopicConfig{"secure": {Partitions: 2}}); err != nil {
+			if err := k.EnsureTopics(ctx, map[string]config.TopicConfig{"secure": {Partitions: 2}}); err != nil {
 				t.Fatal(err)
 			}
 			pub, err := k.NewPublisher()
@@ -81,7 +82,7 @@ func TestKafkaSASLAndTLS(t *testing.T) {
 			kb, _ := NewKafka(bad, false, log)
 			short, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
-			err = kb.EnsureTopics(short, map[string]TopicConfig{"secure2": {Partitions: 1}})
+			err = kb.EnsureTopics(short, map[string]config.TopicConfig{"secure2": {Partitions: 1}})
 			if err == nil {
 				t.Fatal("a wrong password was accepted")
 			}
@@ -102,7 +103,7 @@ func TestMongoTLS(t *testing.T) {
 	}
 	defer m.Close()
 	ctx := testenv.Context(t, time.Minute)
-	plain, err := ConnectMongo(MongoConfig{URI: "mongodb://" + m.Addr() + "/", Database: "x", Timeout: D(2 * time.Second)})
+	plain, err := ConnectMongo(config.MongoConfig{URI: "mongodb://" + m.Addr() + "/", Database: "x", Timeout: config.D(2 * time.Second)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,8 +111,8 @@ func TestMongoTLS(t *testing.T) {
 	if err := plain.Client.Ping(ctx, nil); err == nil {
 		t.Fatal("a plain connection to a TLS-only server succeeded")
 	}
-	secure, err := ConnectMongo(MongoConfig{URI: "mongodb://" + m.Addr() + "/", Database: "x", Timeout: D(5 * time.Second),
-		TLS: TLSConfig{Enabled: true, CAFile: certs.CA}})
+	secure, err := ConnectMongo(config.MongoConfig{URI: "mongodb://" + m.Addr() + "/", Database: "x", Timeout: config.D(5 * time.Second),
+		TLS: config.TLSConfig{Enabled: true, CAFile: certs.CA}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestMongoTLS(t *testing.T) {
 // by default: the HTTP listener of the shipped configuration and the
 // embedded servers.
 func TestListenersAreLoopbackByDefault(t *testing.T) {
-	cfg, err := Load([]byte(shipped(t)), "orderflow.yaml", nil)
+	cfg, err := config.Load([]byte(shipped(t)), "orderflow.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

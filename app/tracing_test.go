@@ -7,6 +7,7 @@ import (
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/internal/testenv"
 )
 
@@ -15,7 +16,7 @@ import (
 // stage before.
 func TestTracingFollowsALineThroughTheStages(t *testing.T) {
 	brokers, _ := testenv.Brokers(t)
-	cfg := testConfig(t, brokers, testenv.MongoURI(t), func(c *Config) { c.Tracing.Enabled = true })
+	cfg := testConfig(t, brokers, testenv.MongoURI(t), func(c *config.Config) { c.Tracing.Enabled = true })
 	ctx := testenv.Context(t, 2*time.Minute)
 	if err := loadSample(ctx, cfg, discard{}); err != nil {
 		t.Fatal(err)

@@ -39,6 +39,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/orderflow/orderflow/app"
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/embedded"
 	"github.com/orderflow/orderflow/metastore"
 	"github.com/orderflow/orderflow/order"
@@ -68,7 +69,7 @@ type Options struct {
 	Partitions int
 	// Config gives the servers; without brokers and a MongoDB URI the
 	// embedded ones are started.
-	Config *app.Config
+	Config *config.Config
 	// Exe is the orderflow binary run as the router and the relay.
 	Exe    string
 	Out    io.Writer
@@ -131,7 +132,7 @@ type RunFigures struct {
 type bench struct {
 	opts    Options
 	log     *slog.Logger
-	cfg     *app.Config
+	cfg     *config.Config
 	brokers []string
 	kopts   []kgo.Opt
 	mongo   *app.Mongo
@@ -473,7 +474,7 @@ func (b *bench) pipeline(ctx context.Context, lines int, rate float64) (RunFigur
 func (b *bench) baseline(ctx context.Context, lines int, maxTime time.Duration) (baselineResult, error) {
 	b.runSeq++
 	name := fmt.Sprintf("bench%d_baseline_%d", os.Getpid(), b.runSeq)
-	m, err := app.ConnectMongo(app.MongoConfig{URI: b.cfg.MongoDB.URI, Database: name, Timeout: app.D(10 * time.Second)})
+	m, err := app.ConnectMongo(config.MongoConfig{URI: b.cfg.MongoDB.URI, Database: name, Timeout: config.D(10 * time.Second)})
 	if err != nil {
 		return baselineResult{}, err
 	}
@@ -508,12 +509,12 @@ func (b *bench) baseline(ctx context.Context, lines int, maxTime time.Duration) 
 // pipeline on topics, groups and a database of its own, without the
 // delivery stage (the figures are generate to routed), with a metrics
 // listener on a free port.
-func (b *bench) runConfig(name string) (*app.Config, string, error) {
+func (b *bench) runConfig(name string) (*config.Config, string, error) {
 	data, err := yaml.Marshal(b.cfg)
 	if err != nil {
 		return nil, "", err
 	}
-	var cfg app.Config
+	var cfg config.Config
 	if err := yaml.Unmarshal(data, &cfg); err != nil {
 		return nil, "", err
 	}
@@ -522,13 +523,13 @@ func (b *bench) runConfig(name string) (*app.Config, string, error) {
 	cfg.MongoDB.Database = name
 	cfg.Kafka.SASL.Password, cfg.MongoDB.Password = "", ""
 	rename := func(t string) string { return name + "_" + t }
-	topics := map[string]app.TopicConfig{}
+	topics := map[string]config.TopicConfig{}
 	for t := range cfg.Topics {
-		topics[rename(t)] = app.TopicConfig{Partitions: b.opts.Partitions}
+		topics[rename(t)] = config.TopicConfig{Partitions: b.opts.Partitions}
 	}
 	cfg.Topics = topics
 	cfg.Generator.Topic = rename(cfg.Generator.Topic)
-	for _, stack := range [][]app.Middleware{cfg.Middleware} {
+	for _, stack := range [][]config.Middleware{cfg.Middleware} {
 		for _, m := range stack {
 			if m.Poison != nil {
 				m.Poison.Topic = rename(m.Poison.Topic)
@@ -572,7 +573,7 @@ func (b *bench) runConfig(name string) (*app.Config, string, error) {
 	if err := os.WriteFile(file, out, 0o600); err != nil {
 		return nil, "", err
 	}
-	loaded, err := app.Load(out, file, nil)
+	loaded, err := config.Load(out, file, nil)
 	if err != nil {
 		return nil, "", fmt.Errorf("benchmark configuration: %w", err)
 	}
@@ -581,7 +582,7 @@ func (b *bench) runConfig(name string) (*app.Config, string, error) {
 	return loaded, file, nil
 }
 
-func sortedTopics(cfg *app.Config) []string {
+func sortedTopics(cfg *config.Config) []string {
 	var out []string
 	for t := range cfg.Topics {
 		out = append(out, t)
@@ -591,9 +592,9 @@ func sortedTopics(cfg *app.Config) []string {
 }
 
 func (b *bench) createTopics(ctx context.Context, topics ...string) error {
-	want := map[string]app.TopicConfig{}
+	want := map[string]config.TopicConfig{}
 	for _, t := range topics {
-		want[t] = app.TopicConfig{Partitions: b.opts.Partitions}
+		want[t] = config.TopicConfig{Partitions: b.opts.Partitions}
 	}
 	k, err := app.NewKafka(b.cfg.Kafka, false, b.log)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orderflow/orderflow/app"
+	"github.com/orderflow/orderflow/config"
 )
 
 // TestBenchSmall runs the whole benchmark at a tiny size, with the real
@@ -27,7 +27,7 @@ func TestBenchSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := app.Load(data, "orderflow.yaml", nil)
+	cfg, err := config.Load(data, "orderflow.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

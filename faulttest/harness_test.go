@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/app"
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/embedded"
 	"github.com/orderflow/orderflow/internal/tcpproxy"
 	"github.com/orderflow/orderflow/internal/testenv"
@@ -69,7 +70,7 @@ type stack struct {
 	mongo      *embedded.Mongo
 	mongoProxy *tcpproxy.Proxy
 	db         string
-	cfg        *app.Config // direct addresses
+	cfg        *config.Config // direct addresses
 }
 
 func newStack(t *testing.T) *stack {
@@ -95,7 +96,7 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.cfg, err = app.Load(data, "orderflow.yaml", nil); err != nil {
+	if s.cfg, err = config.Load(data, "orderflow.yaml", nil); err != nil {
 		t.Fatal(err)
 	}
 	s.cfg.Kafka.Brokers = []string{s.kafkaProxy.Addr()}

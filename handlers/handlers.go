@@ -11,6 +11,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/metastore"
 	"github.com/orderflow/orderflow/order"
 	"github.com/orderflow/orderflow/status"
@@ -77,6 +78,14 @@ type Kind struct {
 	Routes []string
 	// Doc says in a line what the processor does.
 	Doc string
+}
+
+// init makes every processor of Registry known to the configuration's
+// checks.
+func init() {
+	for name, k := range Registry {
+		config.RegisterProcessor(name, config.ProcessorSpec{Routes: k.Routes, Publishes: k.Publishes, Doc: k.Doc})
+	}
 }
 
 // Registry is every processor a handler can name.

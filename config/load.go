@@ -1,4 +1,4 @@
-package app
+package config
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"os"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -220,149 +219,6 @@ func suggest(t reflect.Type, _ string) string {
 	return " (known keys: " + strings.Join(keys, ", ") + ")"
 }
 
-// envName is the environment variable of a key path such as
-// "kafka.sasl.password".
-func envName(path string) string {
-	var b strings.Builder
-	b.WriteString(EnvPrefix)
-	for _, r := range strings.ToUpper(path) {
-		if (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	return b.String()
-}
-
-// applyEnv sets every value whose environment variable is set. name is the
-// variable name of v without the trailing underscore.
-func applyEnv(v reflect.Value, name string, env func(string) (string, bool), p *problems) {
-	switch {
-	case v.Type() == durationType:
-		if s, ok := env(name); ok {
-			v.Addr().Interface().(*Duration).set(s)
-		}
-		return
-	case v.Type() == middlewareType:
-		m := v.Addr().Interface().(*Middleware)
-		if params := m.params(); params != nil && !isNilPointer(params) {
-			applyEnv(reflect.ValueOf(params).Elem(), name, env, p)
-		}
-		return
-	}
-	switch v.Kind() {
-	case reflect.Struct:
-		t := v.Type()
-		for i := 0; i < t.NumField(); i++ {
-			tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-			if tag == "" || tag == "-" {
-				continue
-			}
-			applyEnv(v.Field(i), name+"_"+envPart(tag), env, p)
-		}
-	case reflect.Slice:
-		if v.Type().Elem().Kind() == reflect.Struct {
-			for i := 0; i < v.Len(); i++ {
-				elem := v.Index(i)
-				if key := elemName(elem); key != "" {
-					applyEnv(elem, name+"_"+envPart(key), env, p)
-				}
-			}
-			return
-		}
-		s, ok := env(name)
-		if !ok {
-			return
-		}
-		parts := strings.Split(s, ",")
-		out := reflect.MakeSlice(v.Type(), 0, len(parts))
-		for _, part := range parts {
-			part = strings.TrimSpace(part)
-			if part == "" {
-				continue
-			}
-			elem := reflect.New(v.Type().Elem()).Elem()
-			if err := setScalar(elem, part); err != nil {
-				p.add("environment "+name, "%v", err)
-				return
-			}
-			out = reflect.Append(out, elem)
-		}
-		v.Set(out)
-	case reflect.Map:
-		for _, k := range v.MapKeys() {
-			val := reflect.New(v.Type().Elem()).Elem()
-			val.Set(v.MapIndex(k))
-			applyEnv(val, name+"_"+envPart(k.String()), env, p)
-			v.SetMapIndex(k, val)
-		}
-	case reflect.Pointer:
-		s, ok := env(name)
-		if !ok {
-			return
-		}
-		elem := reflect.New(v.Type().Elem())
-		if err := setScalar(elem.Elem(), s); err != nil {
-			p.add("environment "+name, "%v", err)
-			return
-		}
-		v.Set(elem)
-	default:
-		if s, ok := env(name); ok {
-			if err := setScalar(v, s); err != nil {
-				p.add("environment "+name, "%v", err)
-			}
-		}
-	}
-}
-
-func envPart(key string) string { return strings.TrimPrefix(envName(key), EnvPrefix) }
-
-// elemName is the name a list entry is addressed by in the environment.
-func elemName(v reflect.Value) string {
-	if v.Type() == middlewareType {
-		return v.FieldByName("Kind").String()
-	}
-	if f := v.FieldByName("Name"); f.IsValid() && f.Kind() == reflect.String {
-		return f.String()
-	}
-	return ""
-}
-
-func setScalar(v reflect.Value, s string) error {
-	switch v.Kind() {
-	case reflect.String:
-		v.SetString(s)
-	case reflect.Int, reflect.Int32, reflect.Int64:
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return fmt.Errorf("%q is not an integer", s)
-		}
-		v.SetInt(n)
-	case reflect.Float64:
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return fmt.Errorf("%q is not a number", s)
-		}
-		v.SetFloat(f)
-	case reflect.Bool:
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			return fmt.Errorf("%q is not true or false", s)
-		}
-		v.SetBool(b)
-	default:
-		return fmt.Errorf("cannot be set from the environment")
-	}
-	return nil
-}
-
-func isNilPointer(v any) bool {
-	rv := reflect.ValueOf(v)
-	return rv.Kind() == reflect.Pointer && rv.IsNil()
-}
-
 // walkDurations calls fn with every Duration of the configuration and its
 // key path, so invalid ones can be reported.
 func walkDurations(c *Config, fn func(path string, d Duration)) {
@@ -402,43 +258,4 @@ func walkDurations(c *Config, fn func(path string, d Duration)) {
 		}
 	}
 	walk(reflect.ValueOf(c).Elem(), "")
-}
-
-// Masked returns the configuration as YAML with every secret replaced by
-// "****", for `orderflow config print`.
-func (c *Config) Masked() ([]byte, error) {
-	masked := *c
-	masked.Kafka.SASL.Password = mask(c.Kafka.SASL.Password)
-	masked.MongoDB.Password = mask(c.MongoDB.Password)
-	masked.MongoDB.URI = MaskURI(c.MongoDB.URI)
-	masked.Delivery.Partners = append([]PartnerConfig(nil), c.Delivery.Partners...)
-	for i := range masked.Delivery.Partners {
-		masked.Delivery.Partners[i].Sink.Token = mask(masked.Delivery.Partners[i].Sink.Token)
-		masked.Delivery.Partners[i].Sink.URL = MaskURI(masked.Delivery.Partners[i].Sink.URL)
-	}
-	out, err := yaml.Marshal(&masked)
-	if err != nil {
-		return nil, fmt.Errorf("print configuration: %w", err)
-	}
-	return out, nil
-}
-
-func mask(s string) string {
-	if s == "" {
-		return ""
-	}
-	return "****"
-}
-
-// MaskURI hides the password of a connection string.
-func MaskURI(uri string) string {
-	u, err := url.Parse(uri)
-	if err != nil || u.User == nil {
-		return uri
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "****")
-		return strings.Replace(u.String(), "%2A%2A%2A%2A", "****", 1)
-	}
-	return uri
 }

@@ -1,4 +1,4 @@
-package app
+package config_test
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/config"
+	_ "github.com/orderflow/orderflow/handlers" // registers the processors
 	"github.com/orderflow/orderflow/status"
 )
 
@@ -21,7 +23,7 @@ func shipped(t *testing.T) string {
 }
 
 func TestShippedConfigIsThePipeline(t *testing.T) {
-	cfg, err := Load([]byte(shipped(t)), "orderflow.yaml", nil)
+	cfg, err := config.Load([]byte(shipped(t)), "orderflow.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +41,7 @@ func TestShippedConfigIsThePipeline(t *testing.T) {
 	}
 	for i, w := range want {
 		h := cfg.Handlers[i]
-		if h.Name != w.name || h.Processor != w.name || h.Subscribe != w.sub || h.Group != w.group || h.Publish != w.pub || h.Status != w.st || !h.IsEnabled() {
+		if h.Name != w.name || h.Processor != w.name || h.Subscribe != w.sub || h.Group != w.group || h.Publish != w.pub || h.Status != string(w.st) || !h.IsEnabled() {
 			t.Errorf("handler %d = %+v", i, h)
 		}
 	}
@@ -98,10 +100,10 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Load([]byte(tc.text), "orderflow.yaml", nil)
-			var ce *ConfigError
+			_, err := config.Load([]byte(tc.text), "orderflow.yaml", nil)
+			var ce *config.ConfigError
 			if !errors.As(err, &ce) {
-				t.Fatalf("got %v, want a ConfigError", err)
+				t.Fatalf("got %v, want a config.ConfigError", err)
 			}
 			msg := err.Error()
 			if !strings.Contains(msg, tc.want) {
@@ -127,7 +129,7 @@ func TestPoisonAfterRetryIsRejected(t *testing.T) {
       max_retries: 3`, `  - retry:
       max_retries: 3`, 1)
 	text = strings.Replace(text, "  - timeout:\n      duration: 30s\n  - recoverer\n\nhandlers:", "  - poison_queue:\n      topic: poison_queue\n  - timeout:\n      duration: 30s\n  - recoverer\n\nhandlers:", 1)
-	_, err := Load([]byte(text), "f.yaml", nil)
+	_, err := config.Load([]byte(text), "f.yaml", nil)
 	if err == nil || !strings.Contains(err.Error(), "poison_queue must come before retry") {
 		t.Fatalf("got %v", err)
 	}
@@ -149,7 +151,7 @@ func TestEnvironmentOverridesAnyValue(t *testing.T) {
 		"ORDERFLOW_DELIVERY_PARTNERS_PARTNER_ROUTE_2_SINK_PATH":    "/srv/p2",
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	cfg, err := Load([]byte(shipped(t)), "orderflow.yaml", lookup)
+	cfg, err := config.Load([]byte(shipped(t)), "orderflow.yaml", lookup)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +176,7 @@ func TestEnvironmentOverridesAnyValue(t *testing.T) {
 		t.Fatalf("masked output:\n%s", out)
 	}
 	// The masked output is itself a valid configuration (minus secrets).
-	if _, err := Load([]byte(strings.ReplaceAll(strings.ReplaceAll(string(out), "password: '****'", "password: \"\""), "app:****@", "")), "printed", nil); err != nil {
+	if _, err := config.Load([]byte(strings.ReplaceAll(strings.ReplaceAll(string(out), "password: '****'", "password: \"\""), "app:****@", "")), "printed", nil); err != nil {
 		t.Fatalf("printed configuration does not load: %v", err)
 	}
 
@@ -184,29 +186,14 @@ func TestEnvironmentOverridesAnyValue(t *testing.T) {
 		}
 		return "", false
 	}
-	if _, err := Load([]byte(shipped(t)), "orderflow.yaml", bad); err == nil || !strings.Contains(err.Error(), "ORDERFLOW_KAFKA_MAX_IN_FLIGHT") {
+	if _, err := config.Load([]byte(shipped(t)), "orderflow.yaml", bad); err == nil || !strings.Contains(err.Error(), "ORDERFLOW_KAFKA_MAX_IN_FLIGHT") {
 		t.Fatalf("bad environment value: %v", err)
-	}
-}
-
-func TestDurableMongoWriteConcernByDefault(t *testing.T) {
-	cfg, err := Load([]byte(shipped(t)), "orderflow.yaml", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wc := writeConcern(cfg.MongoDB)
-	if wc == nil || wc.W != "majority" || wc.Journal == nil || !*wc.Journal {
-		t.Fatalf("write concern %+v, want majority with journal", wc)
-	}
-	cfg.MongoDB.WriteConcern = "fast"
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "mongodb.write_concern") {
-		t.Fatalf("a bad write concern: %v", err)
 	}
 }
 
 func TestPartnerSecretsNameTheVariableTheLoaderReads(t *testing.T) {
 	text := strings.Replace(shipped(t), "sink: {type: dir, path: out/partner-route-2}", `sink: {type: http, url: "https://user:pw@partner.example/orders", token: t0ken}`, 1)
-	_, err := Load([]byte(text), "orderflow.yaml", nil)
+	_, err := config.Load([]byte(text), "orderflow.yaml", nil)
 	if err == nil {
 		t.Fatal("a partner URL with user info and a token in the file were accepted")
 	}
@@ -223,16 +210,16 @@ func TestPartnerSecretsNameTheVariableTheLoaderReads(t *testing.T) {
 	env := func(k string) (string, bool) {
 		return "t0ken", k == "ORDERFLOW_DELIVERY_PARTNERS_PARTNER_ROUTE_2_SINK_TOKEN"
 	}
-	cfg, err := Load([]byte(shipped(t)), "orderflow.yaml", env)
+	cfg, err := config.Load([]byte(shipped(t)), "orderflow.yaml", env)
 	if err != nil || cfg.Delivery.Partners[0].Sink.Token != "t0ken" {
 		t.Fatalf("token by name: %v", err)
 	}
 }
 
 func TestOversizedConfigurationIsRefused(t *testing.T) {
-	huge := shipped(t) + "\n# " + strings.Repeat("x", MaxConfigBytes)
-	_, err := Load([]byte(huge), "huge.yaml", nil)
-	var ce *ConfigError
+	huge := shipped(t) + "\n# " + strings.Repeat("x", config.MaxConfigBytes)
+	_, err := config.Load([]byte(huge), "huge.yaml", nil)
+	var ce *config.ConfigError
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "over the 1048576-byte limit") {
 		t.Fatalf("got %v", err)
 	}

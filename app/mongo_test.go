@@ -1,0 +1,33 @@
+package app
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/orderflow/orderflow/config"
+)
+
+func shipped(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("../orderflow.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func TestDurableMongoWriteConcernByDefault(t *testing.T) {
+	cfg, err := config.Load([]byte(shipped(t)), "orderflow.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc := writeConcern(cfg.MongoDB)
+	if wc == nil || wc.W != "majority" || wc.Journal == nil || !*wc.Journal {
+		t.Fatalf("write concern %+v, want majority with journal", wc)
+	}
+	cfg.MongoDB.WriteConcern = "fast"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "mongodb.write_concern") {
+		t.Fatalf("a bad write concern: %v", err)
+	}
+}
