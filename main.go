@@ -28,9 +28,13 @@ import (
 	"github.com/orderflow/orderflow/app"
 	"github.com/orderflow/orderflow/bench"
 	"github.com/orderflow/orderflow/config"
+	"github.com/orderflow/orderflow/demo"
 	"github.com/orderflow/orderflow/embedded"
+	"github.com/orderflow/orderflow/generator"
+	"github.com/orderflow/orderflow/kafkaclient"
 	"github.com/orderflow/orderflow/metastore"
 	"github.com/orderflow/orderflow/middleware"
+	"github.com/orderflow/orderflow/mongoclient"
 	"github.com/orderflow/orderflow/poison"
 	"github.com/orderflow/orderflow/progress"
 	"github.com/orderflow/orderflow/status"
@@ -200,12 +204,12 @@ func (h helpRequest) Error() string { return "help requested" }
 
 // connect loads the configuration and connects to its MongoDB, for the
 // commands that only read or write there.
-func (c *common) connect() (*config.Config, *app.Mongo, error) {
+func (c *common) connect() (*config.Config, *mongoclient.Conn, error) {
 	cfg, _, err := c.load()
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := app.ConnectMongo(cfg.MongoDB)
+	m, err := mongoclient.Connect(cfg.MongoDB)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -299,7 +303,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	log := logger(cfg, stderr)
 	slog.SetDefault(log)
-	return app.Demo(ctx, cfg, app.DemoOptions{
+	return demo.Run(ctx, cfg, demo.Options{
 		Orders: *orders, Rate: *rate, DataDir: *data, Exit: *exit,
 		Out: stdout, TTY: isTTY(stdout), Logger: log,
 	})
@@ -357,7 +361,7 @@ func cmdGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		defer stopTracing(context.Background())
 	}
 	bar := progress.New(stdout, "generate", *orders, isTTY(stdout))
-	res, err := app.Generate(ctx, cfg, app.GenerateOptions{Orders: *orders, Rate: *rate, Seed: *seed, Logger: log, Progress: bar.Set})
+	res, err := generator.Generate(ctx, cfg, generator.Options{Orders: *orders, Rate: *rate, Seed: *seed, Logger: log, Progress: bar.Set})
 	bar.Finish()
 	if err != nil {
 		return err
@@ -604,11 +608,11 @@ func cmdPoison(ctx context.Context, what string, args []string, stdout, stderr i
 	if *topic == "" {
 		*topic = cfg.PoisonTopic()
 	}
-	k, err := app.NewKafka(cfg.Kafka, false, logger(cfg, stderr))
+	k, err := kafkaclient.New(cfg.Kafka, false, logger(cfg, stderr))
 	if err != nil {
 		return err
 	}
-	m, err := app.ConnectMongo(cfg.MongoDB)
+	m, err := mongoclient.Connect(cfg.MongoDB)
 	if err != nil {
 		return err
 	}

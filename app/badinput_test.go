@@ -13,6 +13,7 @@ import (
 	"github.com/orderflow/orderflow/internal/testenv"
 	"github.com/orderflow/orderflow/kafkapubsub"
 	"github.com/orderflow/orderflow/metastore"
+	"github.com/orderflow/orderflow/mongoclient"
 	"github.com/orderflow/orderflow/order"
 	"github.com/orderflow/orderflow/poison"
 	"github.com/orderflow/orderflow/status"
@@ -91,7 +92,7 @@ func TestBadInputIsPoisonedWithItsOrigin(t *testing.T) {
 		produce(t, brokers, "raw_order", "900012", "dup-900012", []byte(good))
 	}
 
-	m, err := ConnectMongo(cfg.MongoDB)
+	m, err := mongoclient.Connect(cfg.MongoDB)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,11 @@ import (
 
 	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/delivery"
+	"github.com/orderflow/orderflow/generator"
 	"github.com/orderflow/orderflow/internal/testenv"
+	"github.com/orderflow/orderflow/kafkaclient"
 	"github.com/orderflow/orderflow/metastore"
+	"github.com/orderflow/orderflow/mongoclient"
 	"github.com/orderflow/orderflow/order"
 	"github.com/orderflow/orderflow/poison"
 	"github.com/orderflow/orderflow/status"
@@ -65,11 +68,11 @@ func (p *partnerServer) received() map[string][]delivery.Document {
 // publishTestOrders publishes handmade orders the way the generator does.
 func publishTestOrders(t *testing.T, cfg *config.Config, orders []order.Order, pace time.Duration) {
 	t.Helper()
-	k, err := NewKafka(cfg.Kafka, false, quietLogger())
+	k, err := kafkaclient.New(cfg.Kafka, false, quietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := ConnectMongo(cfg.MongoDB)
+	m, err := mongoclient.Connect(cfg.MongoDB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +89,7 @@ func publishTestOrders(t *testing.T, cfg *config.Config, orders []order.Order, p
 	defer kpub.Close()
 	pub := &status.Publisher{Next: kpub, Writer: rec, Status: status.Generated}
 	for _, o := range orders {
-		if err := publishOrders(pub, "raw_order", []order.Order{o}); err != nil {
+		if err := generator.PublishOrders(pub, "raw_order", []order.Order{o}); err != nil {
 			t.Error(err)
 		}
 		time.Sleep(pace)
@@ -137,7 +140,7 @@ func TestPartnerDelivery(t *testing.T) {
 	if err := loadSample(ctx, cfg, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	m, err := ConnectMongo(cfg.MongoDB)
+	m, err := mongoclient.Connect(cfg.MongoDB)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,8 +19,10 @@ import (
 
 	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/delivery"
+	"github.com/orderflow/orderflow/generator"
 	"github.com/orderflow/orderflow/internal/testenv"
 	"github.com/orderflow/orderflow/metastore"
+	"github.com/orderflow/orderflow/mongoclient"
 	"github.com/orderflow/orderflow/order"
 	"github.com/orderflow/orderflow/status"
 )
@@ -59,6 +62,32 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
+// loadSample loads the sample metadata into cfg's database.
+func loadSample(ctx context.Context, cfg *config.Config, _ io.Writer) error {
+	m, err := mongoclient.Connect(cfg.MongoDB)
+	if err != nil {
+		return err
+	}
+	defer m.Close(context.Background())
+	_, err = metastore.LoadSample(ctx, m.DB)
+	return err
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // startPipeline runs a router process until the returned stop is called.
 func startPipeline(t *testing.T, cfg *config.Config) (stop func()) {
 	t.Helper()
@@ -96,7 +125,7 @@ type loadedPipeline struct {
 	cfg     *config.Config
 	brokers []string
 	ctx     context.Context
-	mongo   *Mongo
+	mongo   *mongoclient.Conn
 }
 
 // startLoaded starts a loadedPipeline; mod edits the configuration first.
@@ -109,7 +138,7 @@ func startLoaded(t *testing.T, mod func(*config.Config)) loadedPipeline {
 		t.Fatal(err)
 	}
 	startPipeline(t, cfg)
-	m, err := ConnectMongo(cfg.MongoDB)
+	m, err := mongoclient.Connect(cfg.MongoDB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +149,7 @@ func startLoaded(t *testing.T, mod func(*config.Config)) loadedPipeline {
 // waitAllFinal waits until every order from first to last is final.
 func waitAllFinal(t *testing.T, cfg *config.Config, first, last int64, n int, d time.Duration) []*status.Order {
 	t.Helper()
-	m, err := ConnectMongo(cfg.MongoDB)
+	m, err := mongoclient.Connect(cfg.MongoDB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,18 +210,18 @@ func testEndToEnd(t *testing.T, client string) {
 	}
 	const batch = 150
 	stop := startPipeline(t, cfg)
-	a, err := Generate(ctx, cfg, GenerateOptions{Orders: batch, Seed: 1, Logger: quietLogger()})
+	a, err := generator.Generate(ctx, cfg, generator.Options{Orders: batch, Seed: 1, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The second batch is published at a steady rate while the router is
 	// stopped and another one started: the restart falls mid-stream.
 	genDone := make(chan struct{})
-	var b GenerateResult
+	var b generator.Result
 	var genErr error
 	go func() {
 		defer close(genDone)
-		b, genErr = Generate(ctx, cfg, GenerateOptions{Orders: batch, Seed: 2, Rate: 300, Logger: quietLogger()})
+		b, genErr = generator.Generate(ctx, cfg, generator.Options{Orders: batch, Seed: 2, Rate: 300, Logger: quietLogger()})
 	}()
 	time.Sleep(250 * time.Millisecond)
 	stop()
@@ -204,7 +233,7 @@ func testEndToEnd(t *testing.T, client string) {
 	first, last := min(a.FirstID, b.FirstID), max(a.LastID, b.LastID)
 	orders := waitAllFinal(t, cfg, first, last, 2*batch, 2*time.Minute)
 
-	m, err := ConnectMongo(cfg.MongoDB)
+	m, err := mongoclient.Connect(cfg.MongoDB)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/config"
+	"github.com/orderflow/orderflow/generator"
 	"github.com/orderflow/orderflow/internal/testenv"
 )
 
@@ -30,7 +31,7 @@ func TestStalledGroupIsVisible(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := startPipeline(t, cfg)
-	first, err := Generate(ctx, cfg, GenerateOptions{Orders: 40, Seed: 31, Logger: quietLogger()})
+	first, err := generator.Generate(ctx, cfg, generator.Options{Orders: 40, Seed: 31, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func TestStalledGroupIsVisible(t *testing.T) {
 	<-running
 	t.Cleanup(func() { cancel(); <-done })
 	base := p.HTTPURL()
-	if _, err := Generate(ctx, cfg, GenerateOptions{Orders: 40, Seed: 32, Logger: quietLogger()}); err != nil {
+	if _, err := generator.Generate(ctx, cfg, generator.Options{Orders: 40, Seed: 32, Logger: quietLogger()}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(time.Minute)

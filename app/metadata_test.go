@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/config"
+	"github.com/orderflow/orderflow/generator"
 	"github.com/orderflow/orderflow/internal/testenv"
 	"github.com/orderflow/orderflow/metastore"
 	"github.com/orderflow/orderflow/order"
@@ -76,7 +77,7 @@ func TestEmptyMetadataThenLoadThenGenerateLosesNothing(t *testing.T) {
 	}
 	loaded := time.Now()
 	const orders = 600
-	res, err := Generate(ctx, cfg, GenerateOptions{Orders: orders, Seed: 17, Rate: 400, Logger: quietLogger()})
+	res, err := generator.Generate(ctx, cfg, generator.Options{Orders: orders, Seed: 17, Rate: 400, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/generator"
 	"github.com/orderflow/orderflow/internal/testenv"
 )
 
@@ -22,7 +23,7 @@ func TestMetricsAndHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := startPipelineHTTP(t, ctx, cfg)
-	res, err := Generate(ctx, cfg, GenerateOptions{Orders: 60, Seed: 9, Logger: quietLogger()})
+	res, err := generator.Generate(ctx, cfg, generator.Options{Orders: 60, Seed: 9, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/orderflow/orderflow/config"
+	"github.com/orderflow/orderflow/mongoclient"
 )
 
 func shipped(t *testing.T) string {
@@ -22,7 +23,7 @@ func TestDurableMongoWriteConcernByDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wc := writeConcern(cfg.MongoDB)
+	wc := mongoclient.WriteConcern(cfg.MongoDB)
 	if wc == nil || wc.W != "majority" || wc.Journal == nil || !*wc.Journal {
 		t.Fatalf("write concern %+v, want majority with journal", wc)
 	}

@@ -25,10 +25,13 @@ import (
 	"github.com/orderflow/orderflow/failure"
 	"github.com/orderflow/orderflow/handlers"
 	"github.com/orderflow/orderflow/httpapi"
+	"github.com/orderflow/orderflow/internal/wmlog"
+	"github.com/orderflow/orderflow/kafkaclient"
 	"github.com/orderflow/orderflow/kafkapubsub"
 	"github.com/orderflow/orderflow/metastore"
 	"github.com/orderflow/orderflow/metrics"
 	"github.com/orderflow/orderflow/middleware"
+	"github.com/orderflow/orderflow/mongoclient"
 	"github.com/orderflow/orderflow/status"
 	"github.com/orderflow/orderflow/tracing"
 )
@@ -51,8 +54,8 @@ type Options struct {
 type Pipeline struct {
 	cfg      *config.Config
 	log      *slog.Logger
-	kafka    *Kafka
-	mongo    *Mongo
+	kafka    *kafkaclient.Kafka
+	mongo    *mongoclient.Conn
 	router   *message.Router
 	pub      message.Publisher
 	recorder *status.Recorder
@@ -111,10 +114,10 @@ func NewPipeline(ctx context.Context, cfg *config.Config, opts Options) (p *Pipe
 			return nil, err
 		}
 	}
-	if p.kafka, err = NewKafka(cfg.Kafka, false, log); err != nil {
+	if p.kafka, err = kafkaclient.New(cfg.Kafka, false, log); err != nil {
 		return nil, err
 	}
-	if p.mongo, err = ConnectMongo(cfg.MongoDB, func(name string) { p.metrics.MongoCommands.WithLabelValues(name).Inc() }); err != nil {
+	if p.mongo, err = mongoclient.Connect(cfg.MongoDB, func(name string) { p.metrics.MongoCommands.WithLabelValues(name).Inc() }); err != nil {
 		return nil, err
 	}
 	if p.admin, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Kafka.Brokers...)}, p.kafka.ClientOptions()...)...); err != nil {
@@ -168,7 +171,7 @@ func NewPipeline(ctx context.Context, cfg *config.Config, opts Options) (p *Pipe
 	if p.pub, err = p.kafka.NewPublisher(); err != nil {
 		return nil, err
 	}
-	p.router, err = message.NewRouter(message.RouterConfig{CloseTimeout: cfg.Router.CloseTimeout.Duration}, newWMLogger(log))
+	p.router, err = message.NewRouter(message.RouterConfig{CloseTimeout: cfg.Router.CloseTimeout.Duration}, wmlog.New(log))
 	if err != nil {
 		return nil, fmt.Errorf("create router: %w", err)
 	}
@@ -285,7 +288,7 @@ func (p *Pipeline) addHandler(h config.HandlerConfig, deps handlers.Deps) error 
 				if ref, ok := status.LineFrom(msg.Context()); ok {
 					return strconv.FormatInt(ref.OrderID, 10)
 				}
-				pos, _ := Position(msg)
+				pos, _ := kafkaclient.Position(msg)
 				return string(pos.Key)
 			}})
 		mws = append([]message.HandlerMiddleware{watch}, mws...)
@@ -319,7 +322,7 @@ func (p *Pipeline) stack(h config.HandlerConfig, stack []config.Middleware) ([]m
 				AfterRetries: *m.Poison.AfterRetries,
 				Group:        h.Group,
 				Origin: func(msg *message.Message) (middleware.Origin, bool) {
-					pos, ok := Position(msg)
+					pos, ok := kafkaclient.Position(msg)
 					return middleware.Origin{Partition: pos.Partition, Offset: pos.Offset, Key: pos.Key}, ok
 				},
 				ShuttingDown: p.closing.Load,
@@ -357,7 +360,7 @@ func describe(msg *message.Message) []any {
 	attrs := []any{"correlation_id", wmmiddleware.MessageCorrelationID(msg)}
 	if ref, ok := status.LineFrom(msg.Context()); ok {
 		attrs = append(attrs, "order_id", ref.OrderID, "line", ref.Line)
-	} else if pos, ok := Position(msg); ok {
+	} else if pos, ok := kafkaclient.Position(msg); ok {
 		attrs = append(attrs, "key", string(pos.Key))
 	}
 	return attrs
@@ -442,7 +445,7 @@ func (p *Pipeline) Run(ctx context.Context, running chan<- struct{}) error {
 		// waits there, never for the connections status writes need.
 		apiCfg := p.cfg.MongoDB
 		apiCfg.MaxPoolSize = p.cfg.HTTP.MongoPool
-		apiMongo, err := ConnectMongo(apiCfg)
+		apiMongo, err := mongoclient.Connect(apiCfg)
 		if err != nil {
 			p.router.Close()
 			return err
@@ -577,3 +580,11 @@ func (p *Pipeline) release() {
 		_ = p.mongo.Close(ctx)
 	}
 }
+
+// keepOpen shields a shared publisher from the router, which closes each
+// handler's publisher when the handler stops, while other handlers (and
+// messages still in flight) may still use it. The pipeline closes the real
+// one once the router has stopped.
+type keepOpen struct{ message.Publisher }
+
+func (keepOpen) Close() error { return nil }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/config"
+	"github.com/orderflow/orderflow/generator"
 	"github.com/orderflow/orderflow/internal/testenv"
 )
 
@@ -26,9 +27,9 @@ func TestReadStormDoesNotStarveThePipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := startPipelineHTTP(t, ctx, cfg)
-	gen := make(chan GenerateResult, 1)
+	gen := make(chan generator.Result, 1)
 	go func() {
-		res, err := Generate(ctx, cfg, GenerateOptions{Orders: 300, Seed: 21, Rate: 300, Logger: quietLogger()})
+		res, err := generator.Generate(ctx, cfg, generator.Options{Orders: 300, Seed: 21, Rate: 300, Logger: quietLogger()})
 		if err != nil {
 			t.Error(err)
 		}

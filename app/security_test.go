@@ -17,6 +17,8 @@ import (
 	"github.com/orderflow/orderflow/embedded"
 	"github.com/orderflow/orderflow/internal/testcert"
 	"github.com/orderflow/orderflow/internal/testenv"
+	"github.com/orderflow/orderflow/kafkaclient"
+	"github.com/orderflow/orderflow/mongoclient"
 )
 
 // TestKafkaSASLAndTLS runs the publisher and subscriber against a broker
@@ -43,7 +45,7 @@ func TestKafkaSASLAndTLS(t *testing.T) {
 				SASL: config.SASLConfig{Mechanism: mech, Username: "orderflow", Password: password},
 			}
 			ctx := testenv.Context(t, time.Minute)
-			k, err := NewKafka(cfg, false, log)
+			k, err := kafkaclient.New(cfg, false, log)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,7 +81,7 @@ func TestKafkaSASLAndTLS(t *testing.T) {
 
 			bad := cfg
 			bad.SASL.Password = "wrong-" + password
-			kb, _ := NewKafka(bad, false, log)
+			kb, _ := kafkaclient.New(bad, false, log)
 			short, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
 			err = kb.EnsureTopics(short, map[string]config.TopicConfig{"secure2": {Partitions: 1}})
@@ -103,7 +105,7 @@ func TestMongoTLS(t *testing.T) {
 	}
 	defer m.Close()
 	ctx := testenv.Context(t, time.Minute)
-	plain, err := ConnectMongo(config.MongoConfig{URI: "mongodb://" + m.Addr() + "/", Database: "x", Timeout: config.D(2 * time.Second)})
+	plain, err := mongoclient.Connect(config.MongoConfig{URI: "mongodb://" + m.Addr() + "/", Database: "x", Timeout: config.D(2 * time.Second)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +113,7 @@ func TestMongoTLS(t *testing.T) {
 	if err := plain.Client.Ping(ctx, nil); err == nil {
 		t.Fatal("a plain connection to a TLS-only server succeeded")
 	}
-	secure, err := ConnectMongo(config.MongoConfig{URI: "mongodb://" + m.Addr() + "/", Database: "x", Timeout: config.D(5 * time.Second),
+	secure, err := mongoclient.Connect(config.MongoConfig{URI: "mongodb://" + m.Addr() + "/", Database: "x", Timeout: config.D(5 * time.Second),
 		TLS: config.TLSConfig{Enabled: true, CAFile: certs.CA}})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/orderflow/orderflow/failure"
 	"github.com/orderflow/orderflow/handlers"
+	"github.com/orderflow/orderflow/kafkaclient"
 	"github.com/orderflow/orderflow/order"
 	"github.com/orderflow/orderflow/status"
 	"github.com/orderflow/orderflow/tracing"
@@ -35,7 +36,7 @@ type stage struct {
 
 func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 	ref := status.LineRef{Stage: s.status, Handler: s.name, Topic: s.subscribe}
-	pos, _ := Position(msg)
+	pos, _ := kafkaclient.Position(msg)
 	ref.Partition, ref.Offset = pos.Partition, pos.Offset
 	line, err := order.DecodeLine(msg.Payload)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/orderflow/orderflow/config"
+	"github.com/orderflow/orderflow/generator"
 	"github.com/orderflow/orderflow/internal/testenv"
 )
 
@@ -31,7 +32,7 @@ func TestTracingFollowsALineThroughTheStages(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- p.Run(runCtx, running) }()
 	<-running
-	res, err := Generate(ctx, cfg, GenerateOptions{Orders: 20, Seed: 3, Logger: quietLogger()})
+	res, err := generator.Generate(ctx, cfg, generator.Options{Orders: 20, Seed: 3, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,10 +38,13 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/orderflow/orderflow/app"
 	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/embedded"
+	"github.com/orderflow/orderflow/generator"
+	_ "github.com/orderflow/orderflow/handlers" // registers the processors the configuration names
+	"github.com/orderflow/orderflow/kafkaclient"
 	"github.com/orderflow/orderflow/metastore"
+	"github.com/orderflow/orderflow/mongoclient"
 	"github.com/orderflow/orderflow/order"
 	"github.com/orderflow/orderflow/status"
 )
@@ -135,7 +138,7 @@ type bench struct {
 	cfg     *config.Config
 	brokers []string
 	kopts   []kgo.Opt
-	mongo   *app.Mongo
+	mongo   *mongoclient.Conn
 	noView  bool // runs leave out the order_status collection
 	// reads, when set, is called with the main run's database and order
 	// ids before it is dropped.
@@ -181,12 +184,12 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		res.Servers += " and configured MongoDB"
 	}
 	b.brokers = b.cfg.Kafka.Brokers
-	k, err := app.NewKafka(b.cfg.Kafka, false, b.log)
+	k, err := kafkaclient.New(b.cfg.Kafka, false, b.log)
 	if err != nil {
 		return nil, err
 	}
 	b.kopts = k.ClientOptions()
-	if b.mongo, err = app.ConnectMongo(b.cfg.MongoDB); err != nil {
+	if b.mongo, err = mongoclient.Connect(b.cfg.MongoDB); err != nil {
 		return nil, err
 	}
 	defer b.mongo.Close(context.Background())
@@ -372,19 +375,19 @@ func (b *bench) pipeline(ctx context.Context, lines int, rate float64) (RunFigur
 	cmd0, _ := scrape(metricsURL, "orderflow_mongodb_commands_total")
 
 	orders := max(1, int(math.Round(float64(lines)/2.5)))
-	genOpts := app.GenerateOptions{Orders: orders, Seed: uint64(b.runSeq), Logger: b.log}
+	genOpts := generator.Options{Orders: orders, Seed: uint64(b.runSeq), Logger: b.log}
 	if rate > 0 {
 		genOpts.Rate = rate / 2.5
 		fig.RateLimit = rate
 	}
 	genDone := make(chan struct{})
-	var gen app.GenerateResult
+	var gen generator.Result
 	var genErr error
 	self0 := selfCPU()
 	start := time.Now()
 	go func() {
 		defer close(genDone)
-		gen, genErr = app.Generate(ctx, cfg, genOpts)
+		gen, genErr = generator.Generate(ctx, cfg, genOpts)
 	}()
 	reader := status.NewReader(db.Collection(status.Collection), false)
 	var rss []float64
@@ -474,7 +477,7 @@ func (b *bench) pipeline(ctx context.Context, lines int, rate float64) (RunFigur
 func (b *bench) baseline(ctx context.Context, lines int, maxTime time.Duration) (baselineResult, error) {
 	b.runSeq++
 	name := fmt.Sprintf("bench%d_baseline_%d", os.Getpid(), b.runSeq)
-	m, err := app.ConnectMongo(config.MongoConfig{URI: b.cfg.MongoDB.URI, Database: name, Timeout: config.D(10 * time.Second)})
+	m, err := mongoclient.Connect(config.MongoConfig{URI: b.cfg.MongoDB.URI, Database: name, Timeout: config.D(10 * time.Second)})
 	if err != nil {
 		return baselineResult{}, err
 	}
@@ -596,7 +599,7 @@ func (b *bench) createTopics(ctx context.Context, topics ...string) error {
 	for _, t := range topics {
 		want[t] = config.TopicConfig{Partitions: b.opts.Partitions}
 	}
-	k, err := app.NewKafka(b.cfg.Kafka, false, b.log)
+	k, err := kafkaclient.New(b.cfg.Kafka, false, b.log)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,7 @@ import (
 	"net/url"
 	"strings"
 
-	"go.yaml.in/yaml/v2"
+	"go.yaml.in/yaml/v3"
 )
 
 // Masked returns the configuration as YAML with every secret replaced by

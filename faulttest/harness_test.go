@@ -29,12 +29,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orderflow/orderflow/app"
 	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/embedded"
+	"github.com/orderflow/orderflow/generator"
+	_ "github.com/orderflow/orderflow/handlers" // registers the processors the configuration names
 	"github.com/orderflow/orderflow/internal/tcpproxy"
 	"github.com/orderflow/orderflow/internal/testenv"
+	"github.com/orderflow/orderflow/kafkaclient"
 	"github.com/orderflow/orderflow/metastore"
+	"github.com/orderflow/orderflow/mongoclient"
 	"github.com/orderflow/orderflow/order"
 	"github.com/orderflow/orderflow/status"
 )
@@ -109,7 +112,7 @@ func newStack(t *testing.T) *stack {
 	if _, err := metastore.NewStore(m.DB).Apply(ctx, ds); err != nil {
 		t.Fatal(err)
 	}
-	k, err := app.NewKafka(s.cfg.Kafka, false, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	k, err := kafkaclient.New(s.cfg.Kafka, false, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,8 +140,8 @@ func (s *stack) restartKafka(down time.Duration) {
 	s.startKafka()
 }
 
-func (s *stack) connect() *app.Mongo {
-	m, err := app.ConnectMongo(s.cfg.MongoDB)
+func (s *stack) connect() *mongoclient.Conn {
+	m, err := mongoclient.Connect(s.cfg.MongoDB)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -262,12 +265,12 @@ func (r *router) metric(name string) float64 {
 }
 
 // generate publishes orders at rate orders/s in the background.
-func (s *stack) generate(orders int, rate float64, seed uint64) <-chan app.GenerateResult {
-	out := make(chan app.GenerateResult, 1)
+func (s *stack) generate(orders int, rate float64, seed uint64) <-chan generator.Result {
+	out := make(chan generator.Result, 1)
 	cfg := *s.cfg
 	cfg.Kafka.Brokers = []string{s.kafkaAddr}
 	go func() {
-		res, err := app.Generate(context.Background(), &cfg, app.GenerateOptions{
+		res, err := generator.Generate(context.Background(), &cfg, generator.Options{
 			Orders: orders, Rate: rate, Seed: seed, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		})
 		if err != nil {
@@ -354,7 +357,7 @@ type report struct {
 }
 
 // finalCount counts the final orders of generator runs.
-func (s *stack) finalCount(res ...app.GenerateResult) int {
+func (s *stack) finalCount(res ...generator.Result) int {
 	m := s.connect()
 	defer m.Close(context.Background())
 	first, last, _ := bounds(res)
@@ -373,7 +376,7 @@ func (s *stack) finalCount(res ...app.GenerateResult) int {
 
 // waitFinal waits until every generated order is final, and returns how
 // long that took.
-func (s *stack) waitFinal(res []app.GenerateResult, d time.Duration) time.Duration {
+func (s *stack) waitFinal(res []generator.Result, d time.Duration) time.Duration {
 	s.t.Helper()
 	start := time.Now()
 	_, _, n := bounds(res)
@@ -389,7 +392,7 @@ func (s *stack) waitFinal(res []app.GenerateResult, d time.Duration) time.Durati
 	}
 }
 
-func bounds(res []app.GenerateResult) (first, last int64, orders int) {
+func bounds(res []generator.Result) (first, last int64, orders int) {
 	first = res[0].FirstID
 	for _, r := range res {
 		first, last = min(first, r.FirstID), max(last, r.LastID)
@@ -401,7 +404,7 @@ func bounds(res []app.GenerateResult) (first, last int64, orders int) {
 // check compares what reached the topics and the statuses with what was
 // generated: every line of an order not rejected must be on its route's
 // topic, at least once.
-func (s *stack) check(name string, res []app.GenerateResult, mon *monitor) report {
+func (s *stack) check(name string, res []generator.Result, mon *monitor) report {
 	s.t.Helper()
 	first, last, n := bounds(res)
 	rep := report{Scenario: name, Orders: n}

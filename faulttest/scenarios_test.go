@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orderflow/orderflow/app"
+	"github.com/orderflow/orderflow/generator"
 	"github.com/orderflow/orderflow/internal/testenv"
 )
 
@@ -40,9 +40,9 @@ func sigkill(t *testing.T, orders int, rate float64, kills int) {
 		lastRestart = time.Now()
 	}
 	res := <-gen
-	s.waitFinal([]app.GenerateResult{res}, 3*time.Minute)
+	s.waitFinal([]generator.Result{res}, 3*time.Minute)
 	catchUp := time.Since(lastRestart)
-	rep := s.check("SIGKILL", []app.GenerateResult{res}, mon)
+	rep := s.check("SIGKILL", []generator.Result{res}, mon)
 	if rep.Failed != 0 {
 		t.Errorf("%d orders failed: a kill must not poison anything", rep.Failed)
 	}
@@ -67,9 +67,9 @@ func mongoOutage(t *testing.T, orders int, rate float64, outage time.Duration) {
 	s.mongoProxy.Restore()
 	recovered := time.Now()
 	res := <-gen
-	s.waitFinal([]app.GenerateResult{res}, 3*time.Minute)
+	s.waitFinal([]generator.Result{res}, 3*time.Minute)
 	catchUp := time.Since(recovered)
-	rep := s.check("MongoDB outage", []app.GenerateResult{res}, mon)
+	rep := s.check("MongoDB outage", []generator.Result{res}, mon)
 	poisoned := r.metric("orderflow_poisoned_lines_total")
 	if rep.Failed != 0 || poisoned != 0 {
 		t.Errorf("%d orders failed and %v lines poisoned during a MongoDB outage", rep.Failed, poisoned)
@@ -101,8 +101,8 @@ func sigterm(t *testing.T, orders int, rate float64) {
 	}
 	s.startRouter(id)
 	res := <-gen
-	s.waitFinal([]app.GenerateResult{res}, 3*time.Minute)
-	rep := s.check("SIGTERM", []app.GenerateResult{res}, mon)
+	s.waitFinal([]generator.Result{res}, 3*time.Minute)
+	rep := s.check("SIGTERM", []generator.Result{res}, mon)
 	rep.Figures = append(rep.Figures, fmt.Sprintf("exited %.2fs after SIGTERM", took.Seconds()),
 		fmt.Sprintf("%d duplicates on restart", rep.Duplicates))
 	record(t, rep)
@@ -127,8 +127,8 @@ func brokerTrouble(t *testing.T, orders int, rate float64) {
 	s.restartKafka(2 * time.Second)
 	recovered := time.Now()
 	res := <-gen
-	s.waitFinal([]app.GenerateResult{res}, 3*time.Minute)
-	rep := s.check("broker cut, slowed, restarted", []app.GenerateResult{res}, mon)
+	s.waitFinal([]generator.Result{res}, 3*time.Minute)
+	rep := s.check("broker cut, slowed, restarted", []generator.Result{res}, mon)
 	rep.Figures = append(rep.Figures, "5s cut, 5s at +20ms a packet, restart with 2s down",
 		fmt.Sprintf("caught up %.1fs after the restart", time.Since(recovered).Seconds()))
 	record(t, rep)
@@ -155,8 +155,8 @@ func twoRouters(t *testing.T, orders int, rate float64) {
 	a.kill()
 	killed := time.Now()
 	res := <-gen
-	s.waitFinal([]app.GenerateResult{res}, 3*time.Minute)
-	rep := s.check("two routers, one killed", []app.GenerateResult{res}, mon)
+	s.waitFinal([]generator.Result{res}, 3*time.Minute)
+	rep := s.check("two routers, one killed", []generator.Result{res}, mon)
 	rep.Figures = append(rep.Figures, fmt.Sprintf("shared %.0f / %.0f lines before the kill", la, lb),
 		fmt.Sprintf("all final %.1fs after the kill", time.Since(killed).Seconds()))
 	record(t, rep)
@@ -171,7 +171,7 @@ func soak(t *testing.T, orders int) {
 	idleGoroutines, idleFDs := r.metric("go_goroutines"), r.metric("process_open_fds")
 	gen := s.generate(orders, 0, 6)
 	var rss []float64
-	var res app.GenerateResult
+	var res generator.Result
 	generated := false
 	for deadline := time.Now().Add(30 * time.Minute); time.Now().Before(deadline); {
 		select {
@@ -187,7 +187,7 @@ func soak(t *testing.T, orders int) {
 	time.Sleep(5 * time.Second) // idle again
 	endGoroutines, endFDs := r.metric("go_goroutines"), r.metric("process_open_fds")
 	peak := peakMB(r.cmd.Process.Pid)
-	rep := s.check("soak", []app.GenerateResult{res}, nil)
+	rep := s.check("soak", []generator.Result{res}, nil)
 	third := len(rss) / 3
 	early, late := mean(rss[third:2*third]), mean(rss[2*third:])
 	if peak > 300 || late > early*1.25 {

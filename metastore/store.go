@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -41,6 +42,35 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 
 // ApplyResult counts what Apply did per collection.
 type ApplyResult map[string]*ApplyCounts
+
+// String says what a load did, one collection after the other.
+func (r ApplyResult) String() string {
+	var parts []string
+	for _, coll := range []string{FraudIPCollection, LocationCollection, ProductCollection} {
+		if c := r[coll]; c != nil {
+			parts = append(parts, fmt.Sprintf("%s %d new, %d updated, %d unchanged", coll, c.Inserted, c.Updated, c.Unchanged))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// LoadSample loads the bundled sample metadata into db, with its indexes:
+// what the demo, the bench and the tests start from.
+func LoadSample(ctx context.Context, db *mongo.Database) (ApplyResult, error) {
+	store := NewStore(db)
+	if err := store.EnsureIndexes(ctx); err != nil {
+		return nil, err
+	}
+	ds, err := SampleDataset()
+	if err != nil {
+		return nil, err
+	}
+	res, err := store.Apply(ctx, ds)
+	if err != nil {
+		return nil, fmt.Errorf("load sample metadata: %w", err)
+	}
+	return res, nil
+}
 
 // ApplyCounts counts the documents of one collection.
 type ApplyCounts struct {

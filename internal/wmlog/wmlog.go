@@ -1,4 +1,5 @@
-package app
+// Package wmlog adapts slog to Watermill's logger.
+package wmlog
 
 import (
 	"context"
@@ -18,7 +19,9 @@ type wmLogger struct {
 	info slog.Level
 }
 
-func newWMLogger(log *slog.Logger) watermill.LoggerAdapter {
+// New returns a Watermill logger writing to log, with Watermill's chatty
+// info lines at debug level.
+func New(log *slog.Logger) watermill.LoggerAdapter {
 	return wmLogger{log: log, info: slog.LevelDebug}
 }
 

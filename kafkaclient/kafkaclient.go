@@ -1,14 +1,15 @@
-package app
+// Package kafkaclient builds the Kafka clients the configuration asks for:
+// Watermill publishers and subscribers of either implementation, franz-go
+// (kafkapubsub, the default) or watermill-kafka (Sarama), with TLS and SASL
+// applied, and topic creation.
+package kafkaclient
 
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/orderflow/orderflow/config"
+	"github.com/orderflow/orderflow/internal/wmlog"
 	"github.com/orderflow/orderflow/kafkapubsub"
 	"github.com/orderflow/orderflow/status"
 )
@@ -34,8 +36,8 @@ type Kafka struct {
 	traced bool
 }
 
-// NewKafka prepares the clients of cfg; it connects nothing yet.
-func NewKafka(cfg config.KafkaConfig, traced bool, log *slog.Logger) (*Kafka, error) {
+// New prepares the clients of cfg; it connects nothing yet.
+func New(cfg config.KafkaConfig, traced bool, log *slog.Logger) (*Kafka, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, config.ErrNoBrokers
 	}
@@ -44,7 +46,7 @@ func NewKafka(cfg config.KafkaConfig, traced bool, log *slog.Logger) (*Kafka, er
 		"snappy": kgo.SnappyCompression(), "lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression()}[cfg.Compression]
 	k.kgo = append(k.kgo, kgo.ProducerBatchCompression(codec))
 	if cfg.TLS.Enabled {
-		t, err := tlsConfig(cfg.TLS)
+		t, err := cfg.TLS.Load()
 		if err != nil {
 			return nil, fmt.Errorf("kafka tls: %w", err)
 		}
@@ -106,7 +108,7 @@ func (k *Kafka) NewPublisher() (message.Publisher, error) {
 			}),
 			OverwriteSaramaConfig: sc,
 			OTELEnabled:           k.traced,
-		}, newWMLogger(k.log))
+		}, wmlog.New(k.log))
 		if err != nil {
 			return nil, fmt.Errorf("create watermill-kafka publisher: %w", err)
 		}
@@ -146,7 +148,7 @@ func (k *Kafka) NewSubscriber(group string) (message.Subscriber, error) {
 			OverwriteSaramaConfig: sc,
 			ConsumerGroup:         group,
 			OTELEnabled:           k.traced,
-		}, newWMLogger(k.log))
+		}, wmlog.New(k.log))
 		if err != nil {
 			return nil, fmt.Errorf("create watermill-kafka subscriber: %w", err)
 		}
@@ -295,34 +297,3 @@ func murmur2(b []byte) uint32 {
 	h ^= h >> 15
 	return h
 }
-
-func tlsConfig(c config.TLSConfig) (*tls.Config, error) {
-	t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify} //nolint:gosec // opt-in, for test servers
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("no certificate in the CA file")
-		}
-		t.RootCAs = pool
-	}
-	if c.CertFile != "" || c.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("load client certificate: %w", err)
-		}
-		t.Certificates = []tls.Certificate{cert}
-	}
-	return t, nil
-}
-
-// keepOpen shields a shared publisher from the router, which closes each
-// handler's publisher when the handler stops, while other handlers (and
-// messages still in flight) may still use it. The pipeline closes the real
-// one once the router has stopped.
-type keepOpen struct{ message.Publisher }
-
-func (keepOpen) Close() error { return nil }

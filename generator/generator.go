@@ -1,4 +1,8 @@
-package app
+// Package generator publishes random orders to the generator topic, one
+// message per line, keyed by order id, and records each line as generated
+// once its publish succeeded: `orderflow generate`, the demo, the bench and
+// the tests.
+package generator
 
 import (
 	"context"
@@ -16,14 +20,16 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/orderflow/orderflow/config"
+	"github.com/orderflow/orderflow/kafkaclient"
 	"github.com/orderflow/orderflow/metastore"
+	"github.com/orderflow/orderflow/mongoclient"
 	"github.com/orderflow/orderflow/order"
 	"github.com/orderflow/orderflow/status"
 	"github.com/orderflow/orderflow/tracing"
 )
 
-// GenerateOptions configure a run of the order generator.
-type GenerateOptions struct {
+// Options configure a run of the order generator.
+type Options struct {
 	Orders int
 	// Rate is the most orders per second; zero is as fast as possible.
 	Rate float64
@@ -38,8 +44,8 @@ type GenerateOptions struct {
 	OnStatusWrite func(recs []status.Record, took time.Duration, err error)
 }
 
-// GenerateResult describes what a generator run published.
-type GenerateResult struct {
+// Result describes what a generator run published.
+type Result struct {
 	Orders    int
 	Lines     int
 	FirstID   int64
@@ -53,7 +59,7 @@ type GenerateResult struct {
 
 // Generate publishes random orders to the generator topic, one message per
 // line, and records each line as generated once its publish succeeded.
-func Generate(ctx context.Context, cfg *config.Config, opts GenerateOptions) (res GenerateResult, err error) {
+func Generate(ctx context.Context, cfg *config.Config, opts Options) (res Result, err error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -61,11 +67,11 @@ func Generate(ctx context.Context, cfg *config.Config, opts GenerateOptions) (re
 	if opts.Orders <= 0 {
 		return res, errors.New("generate: the number of orders must be positive")
 	}
-	k, err := NewKafka(cfg.Kafka, cfg.Tracing.Enabled, log)
+	k, err := kafkaclient.New(cfg.Kafka, cfg.Tracing.Enabled, log)
 	if err != nil {
 		return res, err
 	}
-	m, err := ConnectMongo(cfg.MongoDB)
+	m, err := mongoclient.Connect(cfg.MongoDB)
 	if err != nil {
 		return res, err
 	}
@@ -141,7 +147,7 @@ func Generate(ctx context.Context, cfg *config.Config, opts GenerateOptions) (re
 					orders = append(orders, gen.Order(id))
 				}
 				if err == nil {
-					err = publishOrders(pub, cfg.Generator.Topic, orders)
+					err = PublishOrders(pub, cfg.Generator.Topic, orders)
 				}
 				if err == nil {
 					mu.Lock()
@@ -206,9 +212,9 @@ feed:
 	return res, nil
 }
 
-// publishOrders publishes the lines of orders together, each order under
+// PublishOrders publishes the lines of orders together, each order under
 // one correlation id.
-func publishOrders(pub message.Publisher, topic string, orders []order.Order) error {
+func PublishOrders(pub message.Publisher, topic string, orders []order.Order) error {
 	var msgs []*message.Message
 	for _, o := range orders {
 		correlation := uuid.NewString()

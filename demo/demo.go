@@ -1,4 +1,7 @@
-package app
+// Package demo is `orderflow demo`: the whole pipeline on one machine,
+// embedded servers included, with a batch of orders, until every order is
+// final.
+package demo
 
 import (
 	"context"
@@ -13,15 +16,18 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/orderflow/orderflow/app"
 	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/embedded"
+	"github.com/orderflow/orderflow/generator"
 	"github.com/orderflow/orderflow/metastore"
+	"github.com/orderflow/orderflow/mongoclient"
 	"github.com/orderflow/orderflow/progress"
 	"github.com/orderflow/orderflow/status"
 )
 
-// DemoOptions configure `orderflow demo`.
-type DemoOptions struct {
+// Options configure `orderflow demo`.
+type Options struct {
 	Orders int
 	Rate   float64
 	// DataDir keeps the embedded servers' data between runs.
@@ -40,10 +46,10 @@ type DemoOptions struct {
 	Final func(dashboard string)
 }
 
-// Demo runs the whole pipeline on one machine: embedded servers when none
+// Run runs the whole pipeline on one machine: embedded servers when none
 // are configured, the sample metadata, a router, and a batch of orders,
 // until every order is final.
-func Demo(ctx context.Context, cfg *config.Config, opts DemoOptions) error {
+func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	out := opts.Out
 	log := opts.Logger
 	var started []string
@@ -80,7 +86,7 @@ func Demo(ctx context.Context, cfg *config.Config, opts DemoOptions) error {
 	if err := loadSample(ctx, cfg, out); err != nil {
 		return err
 	}
-	pipeline, err := NewPipeline(ctx, cfg, Options{Logger: log})
+	pipeline, err := app.NewPipeline(ctx, cfg, app.Options{Logger: log})
 	if err != nil {
 		return err
 	}
@@ -100,7 +106,7 @@ func Demo(ctx context.Context, cfg *config.Config, opts DemoOptions) error {
 
 	fmt.Fprintf(out, "generating %d orders\n", opts.Orders)
 	bar := progress.New(out, "generate", opts.Orders, opts.TTY)
-	res, err := Generate(ctx, cfg, GenerateOptions{Orders: opts.Orders, Rate: opts.Rate, Logger: log, Progress: bar.Set,
+	res, err := generator.Generate(ctx, cfg, generator.Options{Orders: opts.Orders, Rate: opts.Rate, Logger: log, Progress: bar.Set,
 		OnStatusWrite: pipeline.Metrics().OnStatusWrite})
 	bar.Finish()
 	if err != nil {
@@ -160,40 +166,22 @@ func Demo(ctx context.Context, cfg *config.Config, opts DemoOptions) error {
 }
 
 func loadSample(ctx context.Context, cfg *config.Config, out io.Writer) error {
-	m, err := ConnectMongo(cfg.MongoDB)
+	m, err := mongoclient.Connect(cfg.MongoDB)
 	if err != nil {
 		return err
 	}
 	defer m.Close(context.Background())
-	store := metastore.NewStore(m.DB)
-	if err := store.EnsureIndexes(ctx); err != nil {
-		return err
-	}
-	ds, err := metastore.SampleDataset()
+	res, err := metastore.LoadSample(ctx, m.DB)
 	if err != nil {
 		return err
 	}
-	res, err := store.Apply(ctx, ds)
-	if err != nil {
-		return fmt.Errorf("load sample metadata: %w", err)
-	}
-	fmt.Fprintf(out, "metadata: %s\n", describeApply(res))
+	fmt.Fprintf(out, "metadata: %s\n", res)
 	return nil
-}
-
-func describeApply(res metastore.ApplyResult) string {
-	var parts []string
-	for _, coll := range []string{metastore.FraudIPCollection, metastore.LocationCollection, metastore.ProductCollection} {
-		if c := res[coll]; c != nil {
-			parts = append(parts, fmt.Sprintf("%s %d new, %d updated, %d unchanged", coll, c.Inserted, c.Updated, c.Unchanged))
-		}
-	}
-	return strings.Join(parts, "; ")
 }
 
 // waitFinal polls the statuses of a generator run's orders until all are
 // final.
-func waitFinal(ctx context.Context, reader *status.Reader, res GenerateResult, out io.Writer, tty bool) ([]*status.Order, error) {
+func waitFinal(ctx context.Context, reader *status.Reader, res generator.Result, out io.Writer, tty bool) ([]*status.Order, error) {
 	bar := progress.New(out, "process", res.Orders, tty)
 	defer bar.Finish()
 	for {
@@ -219,7 +207,7 @@ func waitFinal(ctx context.Context, reader *status.Reader, res GenerateResult, o
 	}
 }
 
-func printSummary(out io.Writer, res GenerateResult, orders []*status.Order, took time.Duration) {
+func printSummary(out io.Writer, res generator.Result, orders []*status.Order, took time.Duration) {
 	s := status.Summarize(orders)
 	fmt.Fprintf(out, "\n%d orders (%d lines) final in %s, %.0f lines/s\n", res.Orders, res.Lines, took.Round(time.Millisecond), float64(res.Lines)/took.Seconds())
 	var rows []string

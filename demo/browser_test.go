@@ -1,10 +1,11 @@
-package app
+package demo
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -75,13 +76,26 @@ func number(t *testing.T, s string) int {
 func TestDashboardInBrowser(t *testing.T) {
 	browser := chromium(t)
 	brokers, _ := testenv.Brokers(t)
-	cfg := testConfig(t, brokers, testenv.MongoURI(t), func(c *config.Config) { c.HTTP.Listen = "127.0.0.1:0" })
+	data, err := os.ReadFile("../orderflow.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(data, "orderflow.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Kafka.Brokers, cfg.MongoDB.URI = brokers, testenv.MongoURI(t)
+	cfg.MongoDB.Database = "orderflow_" + testenv.Unique()
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	for i := range cfg.Delivery.Partners {
+		cfg.Delivery.Partners[i].Sink.Path = filepath.Join(t.TempDir(), cfg.Delivery.Partners[i].Name)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	urls := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Demo(ctx, cfg, DemoOptions{Orders: 120, Out: io.Discard, Logger: quietLogger(), Final: func(u string) { urls <- u }})
+		done <- Run(ctx, cfg, Options{Orders: 120, Out: io.Discard, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Final: func(u string) { urls <- u }})
 	}()
 	var base string
 	select {
