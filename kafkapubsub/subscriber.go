@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // SubscriberConfig configures a Subscriber.
@@ -211,19 +209,6 @@ type partition struct {
 	cancel    context.CancelFunc
 }
 
-// delivery is one consumed record on its way through the router.
-type delivery struct {
-	part     *partition
-	key      []byte
-	payload  []byte
-	uuid     string
-	metadata message.Metadata
-	headers  []kgo.RecordHeader
-	offset   int64
-	epoch    int32
-	attempt  int
-}
-
 func newSubscription(ctx context.Context, cfg SubscriberConfig, topic string) (*subscription, error) {
 	sub := &subscription{
 		cfg:        cfg,
@@ -342,103 +327,6 @@ func (s *subscription) run() {
 	}
 }
 
-func newDelivery(part *partition, r *kgo.Record) *delivery {
-	d := &delivery{part: part, key: r.Key, payload: r.Value, offset: r.Offset, epoch: r.LeaderEpoch,
-		metadata: make(message.Metadata, len(r.Headers)), headers: r.Headers}
-	for _, h := range r.Headers {
-		if h.Key == UUIDHeader {
-			d.uuid = string(h.Value)
-		} else {
-			d.metadata[h.Key] = string(h.Value)
-		}
-	}
-	if d.uuid == "" {
-		// Produced outside Watermill: name it by its position, which is
-		// stable across redeliveries.
-		d.uuid = r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10)
-	}
-	return d
-}
-
-// send hands a delivery to the router as a fresh message; a message can be
-// acked or nacked once, so a redelivery needs a new one.
-func (s *subscription) send(d *delivery) {
-	msg := message.NewMessage(d.uuid, d.payload)
-	if d.attempt == 0 {
-		msg.Metadata = d.metadata // the first delivery owns it
-	} else {
-		// Handlers may have changed the metadata of the earlier delivery
-		// (the poison queue marks it); a redelivery starts from the record.
-		msg.Metadata = make(message.Metadata, len(d.headers))
-		for _, h := range d.headers {
-			if h.Key != UUIDHeader {
-				msg.Metadata[h.Key] = string(h.Value)
-			}
-		}
-	}
-	msg.SetContext(withPosition(d.part.ctx, &Position{Topic: s.topic, Partition: d.part.id, Offset: d.offset, Key: d.key}))
-	select {
-	case s.out <- msg:
-	case <-s.closing:
-		s.settle(d, false)
-		return
-	}
-	s.waiters.Add(1)
-	go s.await(d, msg)
-}
-
-func (s *subscription) await(d *delivery, msg *message.Message) {
-	defer s.waiters.Done()
-	select {
-	case <-msg.Acked():
-		s.settle(d, true)
-	case <-msg.Nacked():
-		s.nacked(d)
-	case <-s.abandon:
-		s.settle(d, false)
-	}
-}
-
-// settle takes a delivery out of flight: acked, or given up on (its offset
-// then stays uncommitted, so the message is consumed again later).
-func (s *subscription) settle(d *delivery, acked bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if acked {
-		d.part.win.ack(d.offset)
-	}
-	d.part.inflight--
-	s.inflight--
-	s.cond.Broadcast()
-}
-
-func (s *subscription) nacked(d *delivery) {
-	s.mu.Lock()
-	if s.isClosing || d.part.revoking {
-		s.mu.Unlock()
-		s.settle(d, false)
-		return
-	}
-	d.attempt++
-	delay := s.cfg.NackBackoff << min(d.attempt-1, 16)
-	if delay > s.cfg.MaxNackBackoff || delay <= 0 {
-		delay = s.cfg.MaxNackBackoff
-	}
-	var t *time.Timer
-	t = time.AfterFunc(delay, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if _, ok := s.timers[t]; !ok {
-			return // stopped by close, which settled d
-		}
-		delete(s.timers, t)
-		s.redeliver = append(s.redeliver, d)
-		s.cond.Broadcast()
-	})
-	s.timers[t] = d
-	s.mu.Unlock()
-}
-
 func (s *subscription) partitionLocked(id int32) *partition {
 	p := s.parts[id]
 	if p == nil {
@@ -447,173 +335,6 @@ func (s *subscription) partitionLocked(id int32) *partition {
 		s.parts[id] = p
 	}
 	return p
-}
-
-func (s *subscription) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, id := range assigned[s.topic] {
-		s.partitionLocked(id)
-	}
-	s.log.Info("partitions assigned", "partitions", assigned[s.topic])
-}
-
-// revoked runs when partitions go to another member (or the group is left):
-// it waits for their messages in flight, commits what was acked, and lets
-// the partitions go. Messages still in flight after DrainTimeout are given
-// up on; the next owner consumes them again.
-func (s *subscription) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
-	s.mu.Lock()
-	var parts []*partition
-	for _, id := range revoked[s.topic] {
-		if p := s.parts[id]; p != nil {
-			p.revoking = true
-			parts = append(parts, p)
-		}
-	}
-	s.waitDrainedLocked(parts, time.Now().Add(s.cfg.DrainTimeout))
-	s.mu.Unlock()
-
-	s.commit(ctx, parts, true)
-
-	s.mu.Lock()
-	for _, p := range parts {
-		p.cancel()
-		delete(s.parts, p.id)
-	}
-	s.mu.Unlock()
-	if len(parts) > 0 {
-		s.log.Info("partitions revoked", "partitions", revoked[s.topic])
-	}
-}
-
-// lost runs when the group dropped this member: nothing may be committed.
-func (s *subscription) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, id := range lost[s.topic] {
-		if p := s.parts[id]; p != nil {
-			p.revoking, p.revoked = true, true
-			p.cancel()
-			delete(s.parts, id)
-		}
-	}
-	s.log.Warn("partitions lost; their messages in flight will be consumed again", "partitions", lost[s.topic])
-}
-
-// waitDrainedLocked waits, with s.mu held, until parts have nothing in
-// flight or the deadline passes.
-func (s *subscription) waitDrainedLocked(parts []*partition, deadline time.Time) bool {
-	t := time.AfterFunc(time.Until(deadline), func() {
-		s.mu.Lock()
-		s.cond.Broadcast()
-		s.mu.Unlock()
-	})
-	defer t.Stop()
-	for {
-		busy := 0
-		for _, p := range parts {
-			busy += p.inflight
-		}
-		if busy == 0 {
-			return true
-		}
-		if !time.Now().Before(deadline) {
-			return false
-		}
-		s.cond.Wait()
-	}
-}
-
-func (s *subscription) commitLoop() {
-	defer close(s.commitDone)
-	t := time.NewTicker(s.cfg.CommitInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.closing:
-			return
-		case <-t.C:
-			s.mu.Lock()
-			parts := make([]*partition, 0, len(s.parts))
-			for _, p := range s.parts {
-				parts = append(parts, p)
-			}
-			s.mu.Unlock()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			s.commit(ctx, parts, false)
-			cancel()
-		}
-	}
-}
-
-// commit commits the acked offsets of parts that moved since their last
-// commit. With final set, the partitions are marked revoked afterwards, under
-// the same lock, so that no later commit can touch them.
-func (s *subscription) commit(ctx context.Context, parts []*partition, final bool) {
-	s.commitMu.Lock()
-	defer s.commitMu.Unlock()
-	offsets := map[int32]kgo.EpochOffset{}
-	s.mu.Lock()
-	for _, p := range parts {
-		if !p.revoked && p.win.commit.Offset > p.committed {
-			offsets[p.id] = p.win.commit
-		}
-	}
-	s.mu.Unlock()
-	if len(offsets) > 0 {
-		var cerr error
-		s.client.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{s.topic: offsets},
-			func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-				cerr = err
-				if err != nil {
-					return
-				}
-				for _, t := range resp.Topics {
-					for _, p := range t.Partitions {
-						if p.ErrorCode != 0 && cerr == nil {
-							cerr = fmt.Errorf("commit partition %d: error code %d", p.Partition, p.ErrorCode)
-							delete(offsets, p.Partition)
-						}
-					}
-				}
-			})
-		if cerr != nil && !errors.Is(cerr, context.Canceled) {
-			s.log.Warn("offset commit failed; it is retried at the next interval", "error", cerr)
-		}
-		s.mu.Lock()
-		for _, p := range parts {
-			if eo, ok := offsets[p.id]; ok && (cerr == nil || final) {
-				p.committed = max(p.committed, eo.Offset)
-			}
-		}
-		s.mu.Unlock()
-	}
-	if final {
-		s.mu.Lock()
-		for _, p := range parts {
-			p.revoked = true
-		}
-		s.mu.Unlock()
-	}
-}
-
-func (s *subscription) lag() []PartitionLag {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]PartitionLag, 0, len(s.parts))
-	for _, p := range s.parts {
-		pos := p.win.commit.Offset
-		if pos < 0 && len(p.win.entries) > 0 {
-			pos = p.win.entries[0].offset
-		}
-		lag := int64(0)
-		if pos >= 0 && p.hwm > pos {
-			lag = p.hwm - pos
-		}
-		out = append(out, PartitionLag{Group: s.cfg.ConsumerGroup, Topic: s.topic, Partition: p.id, Lag: lag})
-	}
-	return out
 }
 
 // close stops fetching, waits for the messages in flight, commits and leaves

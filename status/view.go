@@ -2,10 +2,8 @@ package status
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"math/bits"
 	"strconv"
 	"sync"
 	"time"
@@ -14,7 +12,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/orderflow/orderflow/failure"
 	"github.com/orderflow/orderflow/internal/mongoerr"
 )
 
@@ -191,160 +188,6 @@ func newView(coll *mongo.Collection, cfg ViewConfig) *View {
 		partial: map[partialKey]*partialStage{}, openOrders: map[int64]*openOrder{}, written: map[int64]uint8{}}
 }
 
-// transition is a status an order reached, found in a batch, with the
-// documents to insert for it.
-type transition struct {
-	order int64
-	step  int
-	docs  []ViewEntry
-	done  []partialKey // partial stages it completes
-	// after is, for a rejected or failed order, the rank of the last stage
-	// it reached; external says a routed order has external lines.
-	after    int
-	external bool
-}
-
-// final reports whether t's status is one the order will not leave by
-// itself.
-func (t transition) final(deliveryEnabled bool) bool {
-	switch t.step {
-	case step(Delivered), step(Rejected), step(Failed):
-		return true
-	case step(Routed):
-		return !deliveryEnabled || !t.external
-	}
-	return false
-}
-
-// chain returns the documents that say order id reached st: the stages
-// before it first, then st, leaving out the steps this process inserted
-// already. Inserting the earlier stages too, in order, is what keeps the
-// view's insertion order the order of the statuses: a stage's document is
-// never inserted before an earlier stage's, whichever process, batch or
-// restart inserts which. Earlier ones that another process inserted are
-// refused as duplicates, which is cheap.
-func (v *View) chain(id int64, st Status, lines int, reason string, below int, now time.Time) []ViewEntry {
-	var docs []ViewEntry
-	have := v.written[id]
-	add := func(st Status, reason string) {
-		if have&(1<<step(st)) == 0 {
-			docs = append(docs, ViewEntry{ID: strconv.FormatInt(id, 10) + "-" + string(st), OrderID: id,
-				Status: st, Step: step(st), Time: now, Lines: lines, Reason: failure.Reason(reason)})
-		}
-	}
-	for rank := 1; rank < below && rank <= len(Stages); rank++ {
-		add(Stages[rank-1], "")
-	}
-	add(st, reason)
-	return docs
-}
-
-// reached returns the rank below which a record says every stage was passed:
-// its own stage's for a stage record, the stage it failed to reach (or was
-// rejected at) otherwise.
-func reached(rec Record) int {
-	switch rec.Status {
-	case Rejected, Failed:
-		return rec.Stage.Rank()
-	}
-	return rec.Status.Rank()
-}
-
-// transitions folds recs into the partial stages and returns, per order, the
-// latest status the batch completes. Nothing is committed: apply does that
-// once the documents are written, so a failed write loses nothing.
-func (v *View) transitions(recs []Record, now time.Time) []transition {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	best := map[int64]*transition{}
-	var order []int64
-	touched := map[int64]Record{} // open orders of the batch, with one of their records
-	var openIDs []int64
-	reach := func(rec Record, done *partialKey, external bool) {
-		s := step(rec.Status)
-		if v.written[rec.OrderID]&(1<<s) != 0 {
-			return
-		}
-		t := best[rec.OrderID]
-		if t == nil {
-			t = &transition{order: rec.OrderID}
-			best[rec.OrderID] = t
-			order = append(order, rec.OrderID)
-		}
-		if done != nil {
-			t.done = append(t.done, *done)
-		}
-		if s < t.step {
-			return // coalesced: the later status's chain includes it
-		}
-		t.step = s
-		t.after = reached(rec) - 1
-		t.external = external || rec.Status == Delivered
-		t.docs = v.chain(rec.OrderID, rec.Status, rec.Lines, rec.Reason, reached(rec), now)
-	}
-	for _, rec := range recs {
-		switch {
-		case rec.Status == Failed && rec.Line < 0 && v.written[rec.OrderID]&(1<<step(Delivered)|1<<step(Rejected)) != 0:
-			// An undecodable message reusing a finished order's id does
-			// not fail it (see fold.order). This process knows only what it
-			// inserted itself: another router's finished order still gets
-			// a failed document, a gap the note on the view states.
-		case rec.Status == Rejected || rec.Status == Failed:
-			reach(rec, nil, false)
-		case rec.Line >= 0 && rec.Lines == 0 && rec.Status.IsStage():
-			o := v.openOrders[rec.OrderID]
-			if o == nil {
-				if len(v.openOrders) >= v.cfg.MaxTracked {
-					continue
-				}
-				o = &openOrder{rank: map[int]int{}, external: map[int]bool{}}
-				v.openOrders[rec.OrderID] = o
-			}
-			o.rank[rec.Line] = max(o.rank[rec.Line], rec.Status.Rank())
-			if rec.Route == "external" {
-				o.external[rec.Line] = true
-			}
-			o.last = now
-			if _, seen := touched[rec.OrderID]; !seen {
-				openIDs = append(openIDs, rec.OrderID)
-			}
-			touched[rec.OrderID] = rec
-		case rec.Line < 0 || rec.Line >= 64 || rec.Lines < 1 || !rec.Status.IsStage():
-		default:
-			k := partialKey{rec.OrderID, step(rec.Status)}
-			p := v.partial[k]
-			if p == nil {
-				if len(v.partial) >= v.cfg.MaxTracked {
-					continue // a later stage or the resolver brings it
-				}
-				expect := rec.Lines
-				if rec.Status == Delivered && rec.Expect > 0 {
-					expect = rec.Expect
-				}
-				p = &partialStage{lines: rec.Lines, expect: expect, since: now}
-				v.partial[k] = p
-			}
-			p.seen |= 1 << rec.Line
-			p.external = p.external || rec.Route == "external"
-			if bits.OnesCount64(p.seen) >= p.expect {
-				reach(rec, &k, p.external)
-			}
-		}
-	}
-	// An open order's status is taken over the whole batch: a record of
-	// one line must not speak for another line seen in the same batch.
-	for _, id := range openIDs {
-		o, rec := v.openOrders[id], touched[id]
-		rec.Status, rec.Lines = o.status(), len(o.rank) // the lines seen so far
-		reach(rec, nil, len(o.external) > 0)
-	}
-	out := make([]transition, 0, len(order))
-	for _, id := range order {
-		out = append(out, *best[id])
-	}
-	return out
-}
-
 // apply writes the statuses the batch completes, in one insert, and commits
 // them.
 func (v *View) apply(ctx context.Context, recs []Record, now time.Time) error {
@@ -391,8 +234,8 @@ func (v *View) write(ctx context.Context, ts []transition) error {
 			return err
 		}
 		if len(closed) > 0 {
-			if _, err := v.open.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: closed}}}}); err != nil {
-				return fmt.Errorf("remove %d final orders from %s: %w", len(closed), OpenCollection, err)
+			if err := v.removeOpen(ctx, closed); err != nil {
+				return err
 			}
 		}
 	}
@@ -447,161 +290,29 @@ func (v *View) commit(ts []transition) {
 	}
 }
 
-// pruneOpen forgets the open orders that saw no line since before.
-func (v *View) pruneOpen(before time.Time) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	for id, o := range v.openOrders {
-		if o.last.Before(before) {
-			delete(v.openOrders, id)
-		}
-	}
-}
+// openDeleteChunk bounds the statements of one delete command: FerretDB
+// holds a connection per matched statement until the command ends (see
+// ../shared/notes/platform.md), so one command must not match more than a
+// few dozen.
+const openDeleteChunk = 40
 
-// Run resolves partial stages that stayed partial for ResolveAfter, until ctx
-// ends.
-func (v *View) Run(ctx context.Context) {
-	t := time.NewTicker(min(v.cfg.ResolveAfter/4, time.Second))
-	defer t.Stop()
-	lastUpkeep := time.Time{}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			v.pruneOpen(time.Now().Add(-10 * time.Minute))
-			if time.Since(lastUpkeep) >= upkeepInterval {
-				lastUpkeep = time.Now()
-				if err := v.upkeep(ctx); err != nil && ctx.Err() == nil {
-					v.cfg.Logger.Warn("order_status: upkeep of counters and open orders failed; will retry", "error", err)
-				}
-			}
-			if err := v.resolve(ctx); err != nil && ctx.Err() == nil {
-				v.cfg.Logger.Warn("order_status: resolving partly seen orders failed; will retry", "error", err)
-			}
+// removeOpen deletes the entries of ids from OpenCollection, each by its
+// _id. A single delete by `_id: {$in: ids}` would be one command, but
+// FerretDB pushes only a plain _id equality down to SQLite: the $in is
+// evaluated in Go against every document of the collection, which under a
+// burst (thousands of orders in flight, thousands of ids) stalled the
+// status writes for minutes.
+func (v *View) removeOpen(ctx context.Context, ids []string) error {
+	for len(ids) > 0 {
+		n := min(len(ids), openDeleteChunk)
+		models := make([]mongo.WriteModel, n)
+		for i, id := range ids[:n] {
+			models[i] = mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: "_id", Value: id}})
 		}
+		if _, err := v.open.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
+			return fmt.Errorf("remove %d final orders from %s: %w", n, OpenCollection, err)
+		}
+		ids = ids[n:]
 	}
-}
-
-// resolve reads the orders whose stages stayed partial and writes the status
-// their records give.
-func (v *View) resolve(ctx context.Context) error {
-	if v.cfg.Resolve == nil {
-		return nil
-	}
-	v.mu.Lock()
-	var ids []int64
-	seen := map[int64]bool{}
-	for k, p := range v.partial {
-		if time.Since(p.since) >= v.cfg.ResolveAfter && !seen[k.order] {
-			seen[k.order] = true
-			ids = append(ids, k.order)
-		}
-		if len(ids) >= 100 {
-			break
-		}
-	}
-	v.mu.Unlock()
-	var errs []error
-	for _, id := range ids {
-		o, err := v.cfg.Resolve(ctx, id)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		var t *transition
-		v.mu.Lock()
-		var done []partialKey
-		for k := range v.partial {
-			if k.order == id {
-				done = append(done, k)
-			}
-		}
-		if o != nil && o.Status != Pending {
-			below := o.Status.Rank()
-			if !o.Status.IsStage() {
-				below = Routed.Rank() + 1 // a failed or rejected order: its stages are not known here
-				for _, l := range o.Progress {
-					below = min(below, l.reached+1)
-				}
-			}
-			external := o.Status == Delivered
-			for _, l := range o.Progress {
-				external = external || l.Route == "external"
-			}
-			t = &transition{order: id, step: step(o.Status), done: done, after: below - 1, external: external,
-				docs: v.chain(id, o.Status, o.Lines, o.Reason, below, time.Now())}
-		} else {
-			for _, k := range done {
-				delete(v.partial, k)
-			}
-		}
-		v.mu.Unlock()
-		if t == nil {
-			continue
-		}
-		if err := v.write(ctx, []transition{*t}); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// WaitView waits until CompareView finds nothing or ctx ends, and returns
-// what it found last: the view trails the records by at most the resolve
-// interval (see ViewConfig.ResolveAfter).
-func WaitView(ctx context.Context, db *mongo.Database, orders []*Order) ([]string, error) {
-	for {
-		wrong, err := CompareView(ctx, db, orders)
-		if err != nil || len(wrong) == 0 {
-			return wrong, err
-		}
-		select {
-		case <-ctx.Done():
-			return wrong, nil
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-}
-
-// CompareView reads the whole view with a plain find, as any client would,
-// and checks it against orders (the truth, from the records): for each
-// order, the last document in insertion order must carry the order's status,
-// and the steps must only grow in insertion order. It returns one line per
-// disagreement. The tests and the fault suite use it.
-func CompareView(ctx context.Context, db *mongo.Database, orders []*Order) ([]string, error) {
-	cur, err := db.Collection(ViewCollection).Find(ctx, bson.D{})
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", ViewCollection, err)
-	}
-	defer cur.Close(ctx)
-	last := map[int64]ViewEntry{}
-	var problems []string
-	for cur.Next(ctx) {
-		var d ViewEntry
-		if err := cur.Decode(&d); err != nil {
-			return nil, fmt.Errorf("read %s: %w", ViewCollection, err)
-		}
-		// A stage after a later stage, or after the order failed or was
-		// rejected, is out of order; a stage after failed is a replay.
-		if prev, ok := last[d.OrderID]; ok && d.Step < prev.Step && d.Status.IsStage() && prev.Status != Failed {
-			problems = append(problems, fmt.Sprintf("order %d: %s inserted after %s", d.OrderID, d.Status, prev.Status))
-		}
-		last[d.OrderID] = d
-	}
-	if err := cur.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", ViewCollection, err)
-	}
-	for _, o := range orders {
-		d, ok := last[o.ID]
-		switch {
-		case !ok && o.Status != Pending:
-			problems = append(problems, fmt.Sprintf("order %d: %s, but not in %s", o.ID, o.Status, ViewCollection))
-		case ok && d.Status != o.Status:
-			problems = append(problems, fmt.Sprintf("order %d: %s, but %s says %s", o.ID, o.Status, ViewCollection, d.Status))
-		case ok && (d.Status == Rejected || d.Status == Failed) && d.Reason == "":
-			problems = append(problems, fmt.Sprintf("order %d: %s without a reason in %s", o.ID, d.Status, ViewCollection))
-		}
-	}
-	return problems, nil
+	return nil
 }

@@ -202,42 +202,64 @@ func (d countsDoc) counts() viewCounts {
 }
 
 // recoverCounts settles the intents older than age, of any writer: their
-// documents that carry the intent's batch id were inserted by it.
+// documents that carry the intent's batch id were inserted by it. One find
+// by write_id reads them for every stale intent at once: on the embedded
+// server a find on a field other than _id scans the collection, so a find by
+// _id per document of the intent (thousands) would cost far more.
 func (v *View) recoverCounts(ctx context.Context, age time.Duration) error {
 	docs, err := readCounts(ctx, v.counts)
 	if err != nil {
 		return err
 	}
-	var errs []error
+	type stale struct {
+		writer, batch string
+		in            intent
+	}
+	var todo []stale
+	var batches []string
 	for _, d := range docs {
 		for batch, in := range d.Pending {
-			if time.Since(in.At) < age {
-				continue
+			if time.Since(in.At) >= age {
+				todo = append(todo, stale{d.ID, batch, in})
+				batches = append(batches, batch)
 			}
-			var mine []contribution
-			for _, s := range in.Docs {
-				c, err := decodeContribution(s)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				var e ViewEntry
-				err = v.coll.FindOne(ctx, bson.D{{Key: "_id", Value: c.id}}).Decode(&e)
-				switch {
-				case errors.Is(err, mongo.ErrNoDocuments):
-				case err != nil:
-					return fmt.Errorf("recover %s write %s: %w", ViewCollection, batch, err)
-				case e.WriteID == batch:
-					mine = append(mine, c)
-				}
-			}
-			if err := v.settle(ctx, d.ID, batch, viewCounts{}.with(mine...)); err != nil {
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	cur, err := v.coll.Find(ctx, bson.D{{Key: "write_id", Value: bson.D{{Key: "$in", Value: batches}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "write_id", Value: 1}}))
+	if err != nil {
+		return fmt.Errorf("recover %s writes: %w", ViewCollection, err)
+	}
+	var found []ViewEntry
+	if err := cur.All(ctx, &found); err != nil {
+		return fmt.Errorf("recover %s writes: %w", ViewCollection, err)
+	}
+	inserted := map[string]string{} // _id -> the batch that inserted it
+	for _, e := range found {
+		inserted[e.ID] = e.WriteID
+	}
+	var errs []error
+	for _, st := range todo {
+		var mine []contribution
+		for _, s := range st.in.Docs {
+			c, err := decodeContribution(s)
+			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			v.cfg.Logger.Info("order_status: counted the write of a writer that stopped midway",
-				"writer", d.ID, "batch", batch, "documents", len(in.Docs), "inserted", len(mine))
+			if inserted[c.id] == st.batch {
+				mine = append(mine, c)
+			}
 		}
+		if err := v.settle(ctx, st.writer, st.batch, viewCounts{}.with(mine...)); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		v.cfg.Logger.Info("order_status: counted the write of a writer that stopped midway",
+			"writer", st.writer, "batch", st.batch, "documents", len(st.in.Docs), "inserted", len(mine))
 	}
 	return errors.Join(errs...)
 }

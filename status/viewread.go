@@ -154,10 +154,10 @@ func readOpen(ctx context.Context, coll *mongo.Collection) ([]openEntry, error) 
 
 // upkeepInterval is how often a View settles the intents that writers left
 // behind and removes final orders from OpenCollection.
-const upkeepInterval = 10 * time.Second
+const upkeepInterval = 30 * time.Second
 
 // upkeep settles the intents older than ViewConfig.SettleAfter and removes
-// the entries of final orders, at most a thousand per call, from
+// the entries of final orders, at most 200 per call, from
 // OpenCollection: both are left behind only by a writer stopped midway.
 func (v *View) upkeep(ctx context.Context) error {
 	err := v.recoverCounts(ctx, v.cfg.SettleAfter)
@@ -167,7 +167,7 @@ func (v *View) upkeep(ctx context.Context) error {
 	}
 	checked := 0
 	for _, e := range entries {
-		if time.Since(e.Since) < time.Minute || checked >= 1000 {
+		if time.Since(e.Since) < time.Minute || checked >= 200 {
 			continue
 		}
 		checked++

@@ -1,8 +1,9 @@
-package main
+package cli
 
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,24 +14,28 @@ import (
 	"github.com/orderflow/orderflow/internal/testenv"
 )
 
-func runCmd(t *testing.T, args ...string) (string, string, error) {
+func runLine(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	err := run(ctx, args, &out, &errOut)
+	shipped, err := os.ReadFile("../orderflow.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Run(ctx, args, &out, &errOut, shipped)
 	return out.String(), errOut.String(), err
 }
 
 func TestConfigCommands(t *testing.T) {
-	out, _, err := runCmd(t, "config", "check", "--config", "orderflow.yaml")
-	if err != nil || !strings.Contains(out, "orderflow.yaml: ok (4 handlers, 6 topics)") {
+	out, _, err := runLine(t, "config", "check", "--config", "../orderflow.yaml")
+	if err != nil || !strings.Contains(out, "../orderflow.yaml: ok (4 handlers, 6 topics)") {
 		t.Fatalf("check: %q %v", out, err)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
-	data, _ := os.ReadFile("orderflow.yaml")
+	data, _ := os.ReadFile("../orderflow.yaml")
 	os.WriteFile(bad, bytes.Replace(data, []byte("processor: route"), []byte("processor: rout"), 1), 0o644)
-	_, _, err = runCmd(t, "config", "check", "--config", bad)
+	_, _, err = runLine(t, "config", "check", "--config", bad)
 	if err == nil || !regexp.MustCompile(`bad.yaml:\d+: handlers\[2\]\.processor: unknown processor "rout"`).MatchString(err.Error()) {
 		t.Fatalf("check of a bad file: %v", err)
 	}
@@ -38,7 +43,7 @@ func TestConfigCommands(t *testing.T) {
 	t.Setenv("ORDERFLOW_KAFKA_SASL_USERNAME", "svc")
 	t.Setenv("ORDERFLOW_KAFKA_SASL_PASSWORD", "pa55-kafka")
 	t.Setenv("ORDERFLOW_MONGODB_PASSWORD", "pa55-mongo")
-	out, _, err = runCmd(t, "config", "print", "--config", "orderflow.yaml", "--mongodb-uri", "mongodb://svc:pa55-uri@db:27017/")
+	out, _, err = runLine(t, "config", "print", "--config", "../orderflow.yaml", "--mongodb-uri", "mongodb://svc:pa55-uri@db:27017/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,20 +65,20 @@ func TestMetadataLoadCommand(t *testing.T) {
 	bad := filepath.Join(dir, "locations.json")
 	os.WriteFile(good, []byte(`[{"product_id": 1, "product_name": "a", "route_id": 1, "category": "c"}]`), 0o644)
 	os.WriteFile(bad, []byte("{\"location_id\": 1, \"name\": \"x\"}\n{\"location_id\": \"two\", \"name\": \"y\"}\n"), 0o644)
-	_, _, err := runCmd(t, "metadata", "load", "--mongodb-uri", uri, good, bad)
+	_, _, err := runLine(t, "metadata", "load", "--mongodb-uri", uri, good, bad)
 	if err == nil || !strings.Contains(err.Error(), "locations.json:2: location_details document: location_id must be an integer") {
 		t.Fatalf("bad file: %v", err)
 	}
 	// Nothing was half-loaded: the good file's product is not there either.
-	out, _, err := runCmd(t, "metadata", "load", "--mongodb-uri", uri, good)
+	out, _, err := runLine(t, "metadata", "load", "--mongodb-uri", uri, good)
 	if err != nil || !strings.Contains(out, "product_details       1 new") {
 		t.Fatalf("after a failed load: %q %v", out, err)
 	}
-	out, _, err = runCmd(t, "metadata", "load", "--mongodb-uri", uri)
+	out, _, err = runLine(t, "metadata", "load", "--mongodb-uri", uri)
 	if err != nil || !strings.Contains(out, "fraud_ip            500 new") || !strings.Contains(out, "product_details     500 new") {
 		t.Fatalf("sample: %q %v", out, err)
 	}
-	out, _, err = runCmd(t, "metadata", "load", "--mongodb-uri", uri)
+	out, _, err = runLine(t, "metadata", "load", "--mongodb-uri", uri)
 	if err != nil || strings.Contains(out, " 1 new") || !strings.Contains(out, "500 unchanged") {
 		t.Fatalf("second load of the sample: %q %v", out, err)
 	}
@@ -84,7 +89,7 @@ func TestMetadataLoadCommand(t *testing.T) {
 func TestDemoThenStatus(t *testing.T) {
 	dir := testenv.TempDir(t)
 	t.Chdir(dir)
-	out, errOut, err := runCmd(t, "demo", "--orders", "40", "--exit", "--data", filepath.Join(dir, "data"))
+	out, errOut, err := runLine(t, "demo", "--orders", "40", "--exit", "--data", filepath.Join(dir, "data"))
 	if err != nil {
 		t.Fatalf("demo: %v\n%s\n%s", err, out, errOut)
 	}
@@ -101,7 +106,7 @@ func TestDemoThenStatus(t *testing.T) {
 	// The embedded servers are gone with the demo; start the Mongo one again on
 	// its data to read the statuses.
 	mongo := testenv.StartMongo(t, filepath.Join(dir, "data", "mongo"))
-	out, _, err = runCmd(t, "status", "--mongodb-uri", mongo.URI(), m[3], "999999999")
+	out, _, err = runLine(t, "status", "--mongodb-uri", mongo.URI(), m[3], "999999999")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,11 +114,11 @@ func TestDemoThenStatus(t *testing.T) {
 		!strings.Contains(out, "order_id: 999999999 is unknown") || !strings.Contains(out, "total:     1") {
 		t.Fatalf("status:\n%s", out)
 	}
-	out, _, err = runCmd(t, "status", "--mongodb-uri", mongo.URI())
+	out, _, err = runLine(t, "status", "--mongodb-uri", mongo.URI())
 	if err != nil || !strings.Contains(out, "total:     40") {
 		t.Fatalf("status of all:\n%s %v", out, err)
 	}
-	out, _, err = runCmd(t, "status", "--json", "--mongodb-uri", mongo.URI(), m[3])
+	out, _, err = runLine(t, "status", "--json", "--mongodb-uri", mongo.URI(), m[3])
 	if err != nil || !strings.Contains(out, `"order_id": `+m[3]) || !strings.Contains(out, `"history": [`) {
 		t.Fatalf("status --json:\n%s %v", out, err)
 	}
@@ -121,7 +126,7 @@ func TestDemoThenStatus(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{"frobnicate"}, {"generate"}, {"status", "abc"}, {"poison", "replay"}, {"metadata"}} {
-		if _, _, err := runCmd(t, args...); err == nil {
+		if _, _, err := runLine(t, args...); err == nil {
 			t.Errorf("%v: no error", args)
 		} else if _, ok := err.(usageError); !ok {
 			t.Errorf("%v: %v is not a usage error", args, err)
@@ -130,7 +135,7 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestTopologyCommand(t *testing.T) {
-	out, _, err := runCmd(t, "topology", "--config", "orderflow.yaml")
+	out, _, err := runLine(t, "topology", "--config", "../orderflow.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +146,7 @@ func TestTopologyCommand(t *testing.T) {
 			t.Errorf("topology lacks %q:\n%s", want, out)
 		}
 	}
-	out, _, err = runCmd(t, "topology", "--mermaid", "--config", "orderflow.yaml")
+	out, _, err = runLine(t, "topology", "--mermaid", "--config", "../orderflow.yaml")
 	if err != nil || !strings.HasPrefix(out, "flowchart LR\n") || !strings.Contains(out, "h_2 -- internal --> t_internal_routed_order") {
 		t.Fatalf("mermaid: %v\n%s", err, out)
 	}
@@ -149,14 +154,59 @@ func TestTopologyCommand(t *testing.T) {
 
 func TestHelpAndUnknownFlags(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"help"}, {"demo", "--help"}, {"status", "-h"}, {"embedded", "--help"}} {
-		out, errOut, err := runCmd(t, args...)
+		out, errOut, err := runLine(t, args...)
 		if err != nil || !strings.Contains(out, "Usage") || errOut != "" {
 			t.Errorf("%v: err %v, stdout %q..., stderr %q", args, err, out[:min(len(out), 40)], errOut)
 		}
 	}
-	out, errOut, err := runCmd(t, "status", "--bogus")
+	out, errOut, err := runLine(t, "status", "--bogus")
 	if _, ok := err.(usageError); !ok || out != "" || errOut != "" ||
-		err.Error() != "flag provided but not defined: -bogus (`orderflow status --help` lists its flags)" {
+		err.Error() != "unknown flag: --bogus (`orderflow status --help` lists its flags)" {
 		t.Fatalf("unknown flag: %v, stdout %q, stderr %q", err, out, errOut)
+	}
+}
+
+// TestREADMECommandLines parses every command line the README shows, in its
+// code blocks and inline code, with the real command tree: each command and
+// flag it uses must exist. Placeholders (N, PATH...) are filled in, and the
+// usage forms with brackets or alternatives are left out.
+func TestREADMECommandLines(t *testing.T) {
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile("(?m)(?:^|`)(?:\\$ )?(?:docker compose run --rm orderflow|go run \\.|orderflow) ([a-z][^`#\\n]*)")
+	fill := strings.NewReplacer(" N", " 5", " R", " 5", " S", " 5", "NAME,...", "validate", "my.yaml", "../orderflow.yaml")
+	seen := 0
+	for _, m := range re.FindAllStringSubmatch(string(data), -1) {
+		line := strings.TrimSpace(m[1])
+		if strings.ContainsAny(line, "[]|/") || strings.HasPrefix(line, "bench:") {
+			continue // a usage form, or the bench's output
+		}
+		fields := strings.Fields(fill.Replace(" " + line))
+		g := &globals{stdout: io.Discard, stderr: io.Discard, stopProfile: func() {}}
+		root := newRoot(g)
+		cmd, rest, err := root.Find(fields)
+		if err != nil || cmd == root {
+			t.Errorf("README: `orderflow %s`: no such command (%v)", line, err)
+			continue
+		}
+		if err := cmd.ParseFlags(rest); err != nil {
+			t.Errorf("README: `orderflow %s`: %v", line, err)
+		}
+		seen++
+	}
+	if seen < 15 {
+		t.Fatalf("only %d command lines found in the README", seen)
+	}
+}
+
+// TestCompletion: the shells' completion scripts are generated.
+func TestCompletion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		out, _, err := runLine(t, "completion", shell)
+		if err != nil || !strings.Contains(out, "orderflow") || len(out) < 500 {
+			t.Errorf("completion %s: %v, %d bytes", shell, err, len(out))
+		}
 	}
 }

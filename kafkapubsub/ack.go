@@ -1,0 +1,119 @@
+package kafkapubsub
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// delivery is one consumed record on its way through the router.
+type delivery struct {
+	part     *partition
+	key      []byte
+	payload  []byte
+	uuid     string
+	metadata message.Metadata
+	headers  []kgo.RecordHeader
+	offset   int64
+	epoch    int32
+	attempt  int
+}
+
+func newDelivery(part *partition, r *kgo.Record) *delivery {
+	d := &delivery{part: part, key: r.Key, payload: r.Value, offset: r.Offset, epoch: r.LeaderEpoch,
+		metadata: make(message.Metadata, len(r.Headers)), headers: r.Headers}
+	for _, h := range r.Headers {
+		if h.Key == UUIDHeader {
+			d.uuid = string(h.Value)
+		} else {
+			d.metadata[h.Key] = string(h.Value)
+		}
+	}
+	if d.uuid == "" {
+		// Produced outside Watermill: name it by its position, which is
+		// stable across redeliveries.
+		d.uuid = r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10)
+	}
+	return d
+}
+
+// send hands a delivery to the router as a fresh message; a message can be
+// acked or nacked once, so a redelivery needs a new one.
+func (s *subscription) send(d *delivery) {
+	msg := message.NewMessage(d.uuid, d.payload)
+	if d.attempt == 0 {
+		msg.Metadata = d.metadata // the first delivery owns it
+	} else {
+		// Handlers may have changed the metadata of the earlier delivery
+		// (the poison queue marks it); a redelivery starts from the record.
+		msg.Metadata = make(message.Metadata, len(d.headers))
+		for _, h := range d.headers {
+			if h.Key != UUIDHeader {
+				msg.Metadata[h.Key] = string(h.Value)
+			}
+		}
+	}
+	msg.SetContext(withPosition(d.part.ctx, &Position{Topic: s.topic, Partition: d.part.id, Offset: d.offset, Key: d.key}))
+	select {
+	case s.out <- msg:
+	case <-s.closing:
+		s.settle(d, false)
+		return
+	}
+	s.waiters.Add(1)
+	go s.await(d, msg)
+}
+
+func (s *subscription) await(d *delivery, msg *message.Message) {
+	defer s.waiters.Done()
+	select {
+	case <-msg.Acked():
+		s.settle(d, true)
+	case <-msg.Nacked():
+		s.nacked(d)
+	case <-s.abandon:
+		s.settle(d, false)
+	}
+}
+
+// settle takes a delivery out of flight: acked, or given up on (its offset
+// then stays uncommitted, so the message is consumed again later).
+func (s *subscription) settle(d *delivery, acked bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if acked {
+		d.part.win.ack(d.offset)
+	}
+	d.part.inflight--
+	s.inflight--
+	s.cond.Broadcast()
+}
+
+func (s *subscription) nacked(d *delivery) {
+	s.mu.Lock()
+	if s.isClosing || d.part.revoking {
+		s.mu.Unlock()
+		s.settle(d, false)
+		return
+	}
+	d.attempt++
+	delay := s.cfg.NackBackoff << min(d.attempt-1, 16)
+	if delay > s.cfg.MaxNackBackoff || delay <= 0 {
+		delay = s.cfg.MaxNackBackoff
+	}
+	var t *time.Timer
+	t = time.AfterFunc(delay, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if _, ok := s.timers[t]; !ok {
+			return // stopped by close, which settled d
+		}
+		delete(s.timers, t)
+		s.redeliver = append(s.redeliver, d)
+		s.cond.Broadcast()
+	})
+	s.timers[t] = d
+	s.mu.Unlock()
+}

@@ -1,0 +1,178 @@
+package kafkapubsub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (s *subscription) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range assigned[s.topic] {
+		s.partitionLocked(id)
+	}
+	s.log.Info("partitions assigned", "partitions", assigned[s.topic])
+}
+
+// revoked runs when partitions go to another member (or the group is left):
+// it waits for their messages in flight, commits what was acked, and lets
+// the partitions go. Messages still in flight after DrainTimeout are given
+// up on; the next owner consumes them again.
+func (s *subscription) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	s.mu.Lock()
+	var parts []*partition
+	for _, id := range revoked[s.topic] {
+		if p := s.parts[id]; p != nil {
+			p.revoking = true
+			parts = append(parts, p)
+		}
+	}
+	s.waitDrainedLocked(parts, time.Now().Add(s.cfg.DrainTimeout))
+	s.mu.Unlock()
+
+	s.commit(ctx, parts, true)
+
+	s.mu.Lock()
+	for _, p := range parts {
+		p.cancel()
+		delete(s.parts, p.id)
+	}
+	s.mu.Unlock()
+	if len(parts) > 0 {
+		s.log.Info("partitions revoked", "partitions", revoked[s.topic])
+	}
+}
+
+// lost runs when the group dropped this member: nothing may be committed.
+func (s *subscription) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range lost[s.topic] {
+		if p := s.parts[id]; p != nil {
+			p.revoking, p.revoked = true, true
+			p.cancel()
+			delete(s.parts, id)
+		}
+	}
+	s.log.Warn("partitions lost; their messages in flight will be consumed again", "partitions", lost[s.topic])
+}
+
+// waitDrainedLocked waits, with s.mu held, until parts have nothing in
+// flight or the deadline passes.
+func (s *subscription) waitDrainedLocked(parts []*partition, deadline time.Time) bool {
+	t := time.AfterFunc(time.Until(deadline), func() {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer t.Stop()
+	for {
+		busy := 0
+		for _, p := range parts {
+			busy += p.inflight
+		}
+		if busy == 0 {
+			return true
+		}
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		s.cond.Wait()
+	}
+}
+
+func (s *subscription) commitLoop() {
+	defer close(s.commitDone)
+	t := time.NewTicker(s.cfg.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+			s.mu.Lock()
+			parts := make([]*partition, 0, len(s.parts))
+			for _, p := range s.parts {
+				parts = append(parts, p)
+			}
+			s.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			s.commit(ctx, parts, false)
+			cancel()
+		}
+	}
+}
+
+// commit commits the acked offsets of parts that moved since their last
+// commit. With final set, the partitions are marked revoked afterwards, under
+// the same lock, so that no later commit can touch them.
+func (s *subscription) commit(ctx context.Context, parts []*partition, final bool) {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	offsets := map[int32]kgo.EpochOffset{}
+	s.mu.Lock()
+	for _, p := range parts {
+		if !p.revoked && p.win.commit.Offset > p.committed {
+			offsets[p.id] = p.win.commit
+		}
+	}
+	s.mu.Unlock()
+	if len(offsets) > 0 {
+		var cerr error
+		s.client.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{s.topic: offsets},
+			func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+				cerr = err
+				if err != nil {
+					return
+				}
+				for _, t := range resp.Topics {
+					for _, p := range t.Partitions {
+						if p.ErrorCode != 0 && cerr == nil {
+							cerr = fmt.Errorf("commit partition %d: error code %d", p.Partition, p.ErrorCode)
+							delete(offsets, p.Partition)
+						}
+					}
+				}
+			})
+		if cerr != nil && !errors.Is(cerr, context.Canceled) {
+			s.log.Warn("offset commit failed; it is retried at the next interval", "error", cerr)
+		}
+		s.mu.Lock()
+		for _, p := range parts {
+			if eo, ok := offsets[p.id]; ok && (cerr == nil || final) {
+				p.committed = max(p.committed, eo.Offset)
+			}
+		}
+		s.mu.Unlock()
+	}
+	if final {
+		s.mu.Lock()
+		for _, p := range parts {
+			p.revoked = true
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *subscription) lag() []PartitionLag {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]PartitionLag, 0, len(s.parts))
+	for _, p := range s.parts {
+		pos := p.win.commit.Offset
+		if pos < 0 && len(p.win.entries) > 0 {
+			pos = p.win.entries[0].offset
+		}
+		lag := int64(0)
+		if pos >= 0 && p.hwm > pos {
+			lag = p.hwm - pos
+		}
+		out = append(out, PartitionLag{Group: s.cfg.ConsumerGroup, Topic: s.topic, Partition: p.id, Lag: lag})
+	}
+	return out
+}
