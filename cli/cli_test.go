@@ -14,16 +14,18 @@ import (
 	"github.com/orderflow/orderflow/internal/testenv"
 )
 
+// shippedConfig is read once, before a test changes directory.
+var shippedConfig, shippedErr = os.ReadFile("../orderflow.yaml")
+
 func runLine(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	shipped, err := os.ReadFile("../orderflow.yaml")
-	if err != nil {
-		t.Fatal(err)
+	if shippedErr != nil {
+		t.Fatal(shippedErr)
 	}
-	err = Run(ctx, args, &out, &errOut, shipped)
+	err := Run(ctx, args, &out, &errOut, shippedConfig)
 	return out.String(), errOut.String(), err
 }
 
