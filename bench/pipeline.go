@@ -15,7 +15,7 @@ import (
 	"github.com/orderflow/orderflow/generator"
 	"github.com/orderflow/orderflow/metastore"
 	"github.com/orderflow/orderflow/status"
-	"go.yaml.in/yaml/v2"
+	"go.yaml.in/yaml/v3"
 )
 
 // pipeline runs the router as a child process on fresh topics and a fresh
