@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -71,21 +70,6 @@ func loadSample(ctx context.Context, cfg *config.Config, _ io.Writer) error {
 	defer m.Close(context.Background())
 	_, err = metastore.LoadSample(ctx, m.DB)
 	return err
-}
-
-func getJSON(t *testing.T, url string, v any) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // startPipeline runs a router process until the returned stop is called.

@@ -52,7 +52,7 @@ func TestAcceptedConfigurationsBuild(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	accepted, built := 0, 0
 	for i := range 40 {
-		text := shipped(t)
+		text := testenv.Shipped(t)
 		for range 1 + rng.IntN(4) {
 			text = edits[rng.IntN(len(edits))](rng, text)
 		}

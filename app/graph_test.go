@@ -18,7 +18,7 @@ import (
 // into each graph that cannot work and checks that config.Load (what `config check`
 // and `run` both call) refuses it, naming the handler and key.
 func TestConfigCheckRefusesGraphsThatCannotWork(t *testing.T) {
-	base := shipped(t)
+	base := testenv.Shipped(t)
 	edit := func(text string, pairs ...string) string {
 		for i := 0; i < len(pairs); i += 2 {
 			if !strings.Contains(text, pairs[i]) {
@@ -83,7 +83,7 @@ func TestConfigCheckRefusesGraphsThatCannotWork(t *testing.T) {
 }
 
 func TestRunOnlyAgreesWithCheck(t *testing.T) {
-	off := strings.Replace(shipped(t), "  - name: deliver\n", "  - name: deliver\n    enabled: false\n", 1)
+	off := strings.Replace(testenv.Shipped(t), "  - name: deliver\n", "  - name: deliver\n    enabled: false\n", 1)
 	cfg, err := config.Load([]byte(off), "orderflow.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +113,7 @@ func TestUnknownEnvironmentVariableIsRefused(t *testing.T) {
 		}
 		return "", false
 	}
-	cfg, err := config.Load([]byte(shipped(t)), "orderflow.yaml", env)
+	cfg, err := config.Load([]byte(testenv.Shipped(t)), "orderflow.yaml", env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestRedeliverForeverIsNeverSilent(t *testing.T) {
 				Reason   string `json:"reason"`
 			} `json:"held_lines"`
 		}
-		getJSON(t, base+"stuck", &stuck)
+		testenv.GetJSON(t, base+"stuck", &stuck)
 		code, reason := readyz(t, base)
 		if len(stuck.Held) == 1 && code == http.StatusServiceUnavailable {
 			h := stuck.Held[0]

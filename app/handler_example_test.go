@@ -31,7 +31,7 @@ func TestReadmeAddingAHandlerWorksAsWritten(t *testing.T) {
 		t.Fatalf("the example has no handlers: %q", block)
 	}
 	topics = strings.TrimPrefix(topics, "topics:\n")
-	text := strings.Replace(shipped(t), "\ntopics:\n", "\ntopics:\n"+topics, 1)
+	text := strings.Replace(testenv.Shipped(t), "\ntopics:\n", "\ntopics:\n"+topics, 1)
 	text = strings.Replace(text, "\nhandlers:\n", "\nhandlers:\n"+handlers, 1)
 
 	brokers, _ := testenv.Brokers(t)

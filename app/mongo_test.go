@@ -1,25 +1,16 @@
 package app
 
 import (
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/orderflow/orderflow/config"
+	"github.com/orderflow/orderflow/internal/testenv"
 	"github.com/orderflow/orderflow/mongoclient"
 )
 
-func shipped(t *testing.T) string {
-	t.Helper()
-	data, err := os.ReadFile("../orderflow.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(data)
-}
-
 func TestDurableMongoWriteConcernByDefault(t *testing.T) {
-	cfg, err := config.Load([]byte(shipped(t)), "orderflow.yaml", nil)
+	cfg, err := config.Load([]byte(testenv.Shipped(t)), "orderflow.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

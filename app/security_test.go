@@ -128,7 +128,7 @@ func TestMongoTLS(t *testing.T) {
 // by default: the HTTP listener of the shipped configuration and the
 // embedded servers.
 func TestListenersAreLoopbackByDefault(t *testing.T) {
-	cfg, err := config.Load([]byte(shipped(t)), "orderflow.yaml", nil)
+	cfg, err := config.Load([]byte(testenv.Shipped(t)), "orderflow.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

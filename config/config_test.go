@@ -2,7 +2,6 @@ package config_test
 
 import (
 	"errors"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,20 +9,12 @@ import (
 
 	"github.com/orderflow/orderflow/config"
 	_ "github.com/orderflow/orderflow/handlers" // registers the processors
+	"github.com/orderflow/orderflow/internal/testenv"
 	"github.com/orderflow/orderflow/status"
 )
 
-func shipped(t *testing.T) string {
-	t.Helper()
-	data, err := os.ReadFile("../orderflow.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(data)
-}
-
 func TestShippedConfigIsThePipeline(t *testing.T) {
-	cfg, err := config.Load([]byte(shipped(t)), "orderflow.yaml", nil)
+	cfg, err := config.Load([]byte(testenv.Shipped(t)), "orderflow.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +53,7 @@ func TestShippedConfigIsThePipeline(t *testing.T) {
 }
 
 func TestConfigErrorsNameKeyAndLine(t *testing.T) {
-	base := shipped(t)
+	base := testenv.Shipped(t)
 	edit := func(old, new string) string {
 		if !strings.Contains(base, old) {
 			t.Fatalf("shipped config has no %q", old)
@@ -121,7 +112,7 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 }
 
 func TestPoisonAfterRetryIsRejected(t *testing.T) {
-	text := strings.Replace(shipped(t), `  - poison_queue:
+	text := strings.Replace(testenv.Shipped(t), `  - poison_queue:
       topic: poison_queue
       permanent: [invalid_input, unknown_reference, no_partner, partner_rejected]
       after_retries: true
@@ -151,7 +142,7 @@ func TestEnvironmentOverridesAnyValue(t *testing.T) {
 		"ORDERFLOW_DELIVERY_PARTNERS_PARTNER_ROUTE_2_SINK_PATH":    "/srv/p2",
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	cfg, err := config.Load([]byte(shipped(t)), "orderflow.yaml", lookup)
+	cfg, err := config.Load([]byte(testenv.Shipped(t)), "orderflow.yaml", lookup)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,13 +177,13 @@ func TestEnvironmentOverridesAnyValue(t *testing.T) {
 		}
 		return "", false
 	}
-	if _, err := config.Load([]byte(shipped(t)), "orderflow.yaml", bad); err == nil || !strings.Contains(err.Error(), "ORDERFLOW_KAFKA_MAX_IN_FLIGHT") {
+	if _, err := config.Load([]byte(testenv.Shipped(t)), "orderflow.yaml", bad); err == nil || !strings.Contains(err.Error(), "ORDERFLOW_KAFKA_MAX_IN_FLIGHT") {
 		t.Fatalf("bad environment value: %v", err)
 	}
 }
 
 func TestPartnerSecretsNameTheVariableTheLoaderReads(t *testing.T) {
-	text := strings.Replace(shipped(t), "sink: {type: dir, path: out/partner-route-2}", `sink: {type: http, url: "https://user:pw@partner.example/orders", token: t0ken}`, 1)
+	text := strings.Replace(testenv.Shipped(t), "sink: {type: dir, path: out/partner-route-2}", `sink: {type: http, url: "https://user:pw@partner.example/orders", token: t0ken}`, 1)
 	_, err := config.Load([]byte(text), "orderflow.yaml", nil)
 	if err == nil {
 		t.Fatal("a partner URL with user info and a token in the file were accepted")
@@ -210,14 +201,14 @@ func TestPartnerSecretsNameTheVariableTheLoaderReads(t *testing.T) {
 	env := func(k string) (string, bool) {
 		return "t0ken", k == "ORDERFLOW_DELIVERY_PARTNERS_PARTNER_ROUTE_2_SINK_TOKEN"
 	}
-	cfg, err := config.Load([]byte(shipped(t)), "orderflow.yaml", env)
+	cfg, err := config.Load([]byte(testenv.Shipped(t)), "orderflow.yaml", env)
 	if err != nil || cfg.Delivery.Partners[0].Sink.Token != "t0ken" {
 		t.Fatalf("token by name: %v", err)
 	}
 }
 
 func TestOversizedConfigurationIsRefused(t *testing.T) {
-	huge := shipped(t) + "\n# " + strings.Repeat("x", config.MaxConfigBytes)
+	huge := testenv.Shipped(t) + "\n# " + strings.Repeat("x", config.MaxConfigBytes)
 	_, err := config.Load([]byte(huge), "huge.yaml", nil)
 	var ce *config.ConfigError
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "over the 1048576-byte limit") {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,11 +106,11 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 
 	var sum status.Summary
-	getJSON(t, base+"summary", &sum)
+	testenv.GetJSON(t, base+"summary", &sum)
 	var page struct {
 		Orders []*status.Order `json:"orders"`
 	}
-	getJSON(t, base+"orders?limit=1", &page)
+	testenv.GetJSON(t, base+"orders?limit=1", &page)
 	order := page.Orders[0]
 
 	// The server samples its counters every two seconds; wait for a few
@@ -120,7 +119,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		History []json.RawMessage `json:"history"`
 	}
 	for deadline := time.Now().Add(20 * time.Second); len(stats.History) < 3 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		getJSON(t, base+"stats", &stats)
+		testenv.GetJSON(t, base+"stats", &stats)
 	}
 
 	dom := render(t, browser, fmt.Sprintf("%s#order=%d", base, order.ID))
@@ -178,20 +177,5 @@ func TestDashboardInBrowser(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("demo: %v", err)
-	}
-}
-
-func getJSON(t *testing.T, url string, v any) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatal(err)
 	}
 }
