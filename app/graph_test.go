@@ -35,8 +35,10 @@ func TestConfigCheckRefusesGraphsThatCannotWork(t *testing.T) {
 	de, deOff := disable("enrich")
 	dr, drOff := disable("route")
 	dd, ddOff := disable("deliver")
+	dp, dpOff := disable("order_price")
+	dl, dlOff := disable("location_product_count")
 	cases := []struct{ name, text, want string }{
-		{"every handler disabled", edit(base, dv, dvOff, de, deOff, dr, drOff, dd, ddOff),
+		{"every handler disabled", edit(base, dv, dvOff, de, deOff, dr, drOff, dd, ddOff, dp, dpOff, dl, dlOff),
 			"handlers: every handler is disabled"},
 		{"publishes to its own input", edit(base, "publish: valid_orders", "publish: raw_order"),
 			`handlers[0].publish: handler "validate" publishes to its own input raw_order`},
@@ -54,7 +56,7 @@ func TestConfigCheckRefusesGraphsThatCannotWork(t *testing.T) {
 			`handler "deliver" consumes the poison queue poison_queue`},
 		{"a handler writing the poison queue", edit(base, "publish: enriched_order_details", "publish: poison_queue"),
 			`handler "enrich" publishes to the poison queue poison_queue`},
-		{"a stack without poison_queue", edit(base, "  - poison_queue:\n      topic: poison_queue\n      permanent: [invalid_input, unknown_reference, no_partner, partner_rejected]\n      after_retries: true\n  - retry:", "  - retry:"),
+		{"a stack without poison_queue", edit(base, "  - poison_queue:\n      topic: poison_queue\n      permanent: [invalid_input, unknown_reference, no_partner, partner_rejected, late]\n      after_retries: true\n  - retry:", "  - retry:"),
 			`middleware: handler "validate": its middleware has no poison_queue`},
 		{"after_retries: false", edit(base, "      after_retries: true\n  - retry:", "      after_retries: false\n  - retry:"),
 			`handler "validate": its poison_queue has after_retries: false`},
@@ -72,6 +74,8 @@ func TestConfigCheckRefusesGraphsThatCannotWork(t *testing.T) {
 	allowed := edit(base, "  - name: validate\n", "  - name: validate\n    redeliver_forever: true\n",
 		"  - name: enrich\n", "  - name: enrich\n    redeliver_forever: true\n",
 		"  - name: route\n", "  - name: route\n    redeliver_forever: true\n",
+		"  - name: order_price\n", "  - name: order_price\n    redeliver_forever: true\n",
+		"  - name: location_product_count\n", "  - name: location_product_count\n    redeliver_forever: true\n",
 		"      after_retries: true\n  - retry:", "      after_retries: false\n  - retry:")
 	if _, err := config.Load([]byte(allowed), "orderflow.yaml", nil); err != nil {
 		t.Fatalf("a declared redeliver_forever stack refused: %v", err)

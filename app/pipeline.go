@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/orderflow/orderflow/aggregate"
 	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/delivery"
 	"github.com/orderflow/orderflow/failure"
@@ -64,16 +65,18 @@ type Pipeline struct {
 	// flow (delivery's straggler checks, the view's resolver): each reads
 	// the records, so after a crash hundreds at once took every connection
 	// the status writes need.
-	lookups  chan struct{}
-	groups   *groupHealth // every group of the configuration, seen from the broker
-	reader   *status.Reader
-	handlers []string
-	metrics  *metrics.Metrics
-	subs     []message.Subscriber
-	http     *httpapi.Server
-	admin    *kgo.Client // readiness checks
-	closing  atomic.Bool
-	stopping chan struct{} // closed when the shutdown starts
+	lookups chan struct{}
+	groups  *groupHealth // every group of the configuration, seen from the broker
+	reader  *status.Reader
+	// aggregators run beside the router, flushing their state.
+	aggregators []*aggregate.Aggregator
+	handlers    []string
+	metrics     *metrics.Metrics
+	subs        []message.Subscriber
+	http        *httpapi.Server
+	admin       *kgo.Client // readiness checks
+	closing     atomic.Bool
+	stopping    chan struct{} // closed when the shutdown starts
 	// stopCtx ends when the shutdown has waited long enough for writes
 	// that retry through a MongoDB outage.
 	stopCtx    context.Context
@@ -253,6 +256,9 @@ func (p *Pipeline) deps() (handlers.Deps, error) {
 
 func (p *Pipeline) addHandler(h config.HandlerConfig, deps handlers.Deps) error {
 	kind := handlers.Registry[h.Processor]
+	if kind.Fields != nil {
+		return p.addAggregate(h, deps)
+	}
 	proc, err := kind.New(deps)
 	if err != nil {
 		return err
@@ -276,6 +282,15 @@ func (p *Pipeline) addHandler(h config.HandlerConfig, deps handlers.Deps) error 
 			return err
 		})
 	}
+	if err := p.addMiddleware(handler, h); err != nil {
+		return err
+	}
+	p.handlers = append(p.handlers, h.Name)
+	return nil
+}
+
+// addMiddleware gives a router handler the configured handler's stack.
+func (p *Pipeline) addMiddleware(handler *message.Handler, h config.HandlerConfig) error {
 	mws, err := p.stack(h, p.cfg.StackFor(h))
 	if err != nil {
 		return err
@@ -293,7 +308,6 @@ func (p *Pipeline) addHandler(h config.HandlerConfig, deps handlers.Deps) error 
 		mws = append([]message.HandlerMiddleware{watch}, mws...)
 	}
 	handler.AddMiddleware(mws...)
-	p.handlers = append(p.handlers, h.Name)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/orderflow/orderflow/aggregate"
 	"github.com/orderflow/orderflow/httpapi"
 	"github.com/orderflow/orderflow/kafkapubsub"
 	"github.com/orderflow/orderflow/metrics"
@@ -32,6 +33,13 @@ func (p *Pipeline) Run(ctx context.Context, running chan<- struct{}) error {
 		defer wg.Done()
 		p.groups.run(cacheCtx, p.cfg.Router.GroupHealthInterval.Duration)
 	}()
+	for _, a := range p.aggregators {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.Run(cacheCtx)
+		}()
+	}
 	if p.view != nil {
 		wg.Add(1)
 		go func() {
@@ -82,7 +90,8 @@ func (p *Pipeline) Run(ctx context.Context, running chan<- struct{}) error {
 			Listen: p.cfg.HTTP.Listen, Gatherer: p.metrics.Registry, Ready: p.ready, Orders: StatusReader(p.cfg, apiMongo.DB), Status: currentStatusSource(p.cfg, apiMongo.DB),
 			StuckAfter: p.cfg.HTTP.StuckAfter.Duration, Logger: p.log,
 			MaxConcurrent: p.cfg.HTTP.MaxConcurrent, RequestTimeout: p.cfg.HTTP.RequestTimeout.Duration,
-			Held: func() any { return p.held.List() },
+			Held:       func() any { return p.held.List() },
+			Aggregates: aggregate.NewReader(apiMongo.DB, p.cfg),
 		})
 		if err != nil {
 			_ = apiMongo.Close(context.Background())

@@ -41,7 +41,7 @@ func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 	line, err := order.DecodeLine(msg.Payload)
 	if err != nil {
 		// The key still names the order: its status records the failure.
-		if id, perr := strconv.ParseInt(string(pos.Key), 10, 64); perr == nil && id > 0 {
+		if id, perr := strconv.ParseInt(string(pos.Key), 10, 64); perr == nil && id > 0 && s.status != "" {
 			ref.OrderID, ref.Line = id, -1
 			msg.SetContext(status.WithLine(msg.Context(), ref))
 		}
@@ -52,7 +52,11 @@ func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 	ref.OrderID, ref.Line, ref.Lines = line.OrderID, line.Ident(), line.LineCount
 	trace.SpanFromContext(msg.Context()).SetAttributes(attribute.Int64("orderflow.order_id", line.OrderID), attribute.Int("orderflow.line", line.Ident()))
 	ref.Generated, _ = order.ParseTime(line.Time) // validated by DecodeLine
-	msg.SetContext(status.WithLine(msg.Context(), ref))
+	if s.status != "" {
+		// An aggregation records no status: a line it poisons leaves its
+		// order as it was.
+		msg.SetContext(status.WithLine(msg.Context(), ref))
+	}
 
 	out, err := s.proc(msg.Context(), line)
 	if err != nil {

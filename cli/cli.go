@@ -81,7 +81,7 @@ names, routed internally or externally, and delivered to partners.`,
 	f.StringVar(&g.mongoURI, "mongodb-uri", "", "MongoDB connection string ($ORDERFLOW_MONGODB_URI)")
 	f.StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn or error")
 	f.StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file")
-	root.AddCommand(demoCmd(g), runCmd(g), generateCmd(g), statusCmd(g), metadataCmd(g), configCmd(g),
+	root.AddCommand(demoCmd(g), runCmd(g), generateCmd(g), statusCmd(g), aggregatesCmd(g), metadataCmd(g), configCmd(g),
 		topologyCmd(g), poisonCmd(g), benchCmd(g), benchRelayCmd(), embeddedCmd(g))
 	return root
 }

@@ -31,7 +31,7 @@ func runLine(t *testing.T, args ...string) (string, string, error) {
 
 func TestConfigCommands(t *testing.T) {
 	out, _, err := runLine(t, "config", "check", "--config", "../orderflow.yaml")
-	if err != nil || !strings.Contains(out, "../orderflow.yaml: ok (4 handlers, 6 topics)") {
+	if err != nil || !strings.Contains(out, "../orderflow.yaml: ok (6 handlers, 10 topics)") {
 		t.Fatalf("check: %q %v", out, err)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")

@@ -43,6 +43,11 @@ func (c *Config) setDefaults() {
 	c.Tracing.setDefaults()
 	c.Generator.setDefaults()
 	c.Delivery.setDefaults()
+	for i := range c.Handlers {
+		if a := c.Handlers[i].Aggregate; a != nil {
+			a.setDefaults()
+		}
+	}
 	for name, t := range c.Topics {
 		defInt(&t.Partitions, 8)
 		c.Topics[name] = t

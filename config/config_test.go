@@ -26,13 +26,19 @@ func TestShippedConfigIsThePipeline(t *testing.T) {
 		{"enrich", "valid_orders", "enrich_group", "enriched_order_details", status.Enriched},
 		{"route", "enriched_order_details", "route_group", "", status.Routed},
 		{"deliver", "external_routed_order", "deliver_group", "", status.Delivered},
+		{"order_price", "enriched_order_details", "order_price_group", "order_price", ""},
+		{"location_product_count", "internal_routed_order", "location_product_count_group", "location_product_count", ""},
 	}
 	if len(cfg.Handlers) != len(want) {
 		t.Fatalf("%d handlers", len(cfg.Handlers))
 	}
 	for i, w := range want {
 		h := cfg.Handlers[i]
-		if h.Name != w.name || h.Processor != w.name || h.Subscribe != w.sub || h.Group != w.group || h.Publish != w.pub || h.Status != string(w.st) || !h.IsEnabled() {
+		processor := w.name
+		if w.st == "" {
+			processor = "aggregate"
+		}
+		if h.Name != w.name || h.Processor != processor || h.Subscribe != w.sub || h.Group != w.group || h.Publish != w.pub || h.Status != string(w.st) || !h.IsEnabled() {
 			t.Errorf("handler %d = %+v", i, h)
 		}
 	}
@@ -86,7 +92,15 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 			"kafka.sasl.password: secrets must not be written in the file: set ORDERFLOW_KAFKA_SASL_PASSWORD"},
 		{"password in the uri", edit(`uri: ""`, `uri: "mongodb://app:hunter2@db:27017"`), "uri: \"mongodb://app",
 			"mongodb.uri: the URI holds a password"},
-		{"unknown error kind", edit("permanent: [invalid_input, unknown_reference, no_partner, partner_rejected]\n      after_retries: true\n  - retry", "permanent: [invalid_input, typo]\n      after_retries: true\n  - retry"), "permanent: [invalid_input, typo]",
+		{"aggregating a field lines do not have", edit("field: product_price, decimals: 2", "field: product_prise, decimals: 2"), "field: product_prise",
+			`handlers[4].aggregate.measures[0].field: lines have no field "product_prise"`},
+		{"summing a text field", edit("field: product_price, decimals: 2", "field: category, decimals: 2"), "field: category",
+			`handlers[4].aggregate.measures[0].field: field "category" is text, not a number`},
+		{"grouping by a field that is not the key, without repartition", edit("      repartition: location_product_count_by_location\n", ""), "aggregate:\n      group_by: to_location",
+			`handlers[5].aggregate.repartition: group_by to_location is not the key of the input`},
+		{"complete emission of a group that is not an order", edit("emit: changes", "emit: complete"), "emit: complete\n      emit_interval",
+			`handlers[5].aggregate.emit: complete needs group_by order_id`},
+		{"unknown error kind", edit("permanent: [invalid_input, unknown_reference, no_partner, partner_rejected, late]\n      after_retries: true\n  - retry", "permanent: [invalid_input, typo]\n      after_retries: true\n  - retry"), "permanent: [invalid_input, typo]",
 			`unknown error kind "typo"`},
 	}
 	for _, tc := range cases {
@@ -114,7 +128,7 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 func TestPoisonAfterRetryIsRejected(t *testing.T) {
 	text := strings.Replace(testenv.Shipped(t), `  - poison_queue:
       topic: poison_queue
-      permanent: [invalid_input, unknown_reference, no_partner, partner_rejected]
+      permanent: [invalid_input, unknown_reference, no_partner, partner_rejected, late]
       after_retries: true
   - retry:
       max_retries: 3`, `  - retry:

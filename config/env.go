@@ -148,6 +148,12 @@ func applyEnv(v reflect.Value, name string, env func(string) (string, bool), p *
 			v.SetMapIndex(k, val)
 		}
 	case reflect.Pointer:
+		if v.Type().Elem().Kind() == reflect.Struct {
+			if !v.IsNil() {
+				applyEnv(v.Elem(), name, env, p)
+			}
+			return
+		}
 		s, ok := env(name)
 		if !ok {
 			return

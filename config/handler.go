@@ -41,6 +41,8 @@ type HandlerConfig struct {
 	// failing line without end (no poison queue, or after_retries: false);
 	// without it, config check refuses such a stack.
 	RedeliverForever bool `yaml:"redeliver_forever"`
+	// Aggregate configures a handler of an aggregating processor.
+	Aggregate *AggregateConfig `yaml:"aggregate,omitempty"`
 }
 
 // IsEnabled reports whether the handler runs.
@@ -82,8 +84,22 @@ func (c *Config) validateHandlers(p *problems) {
 		if h.IsEnabled() {
 			subscriptions[key] = h.Name
 		}
-		if !slices.Contains(Stages, h.Status) {
+		switch {
+		case ok && kind.Fields != nil:
+			// An aggregation counts lines; it moves no order's status.
+			if h.Status != "" {
+				p.add(at+".status", "processor %s records no status: remove it", h.Processor)
+			}
+			if h.Aggregate == nil {
+				p.add(at+".aggregate", "processor %s needs an aggregate section: group_by, measures, emit, collection", h.Processor)
+			} else {
+				c.validateAggregate(p.at(at+".aggregate"), h, kind.Fields)
+			}
+		case !slices.Contains(Stages, h.Status):
 			p.add(at+".status", "%q is not one of %v", h.Status, Stages)
+		}
+		if h.Aggregate != nil && (!ok || kind.Fields == nil) {
+			p.add(at+".aggregate", "processor %s does not aggregate: remove this section", h.Processor)
 		}
 		// A line waiting out the grace must not be cut by the timeout: it
 		// would be redelivered, never poisoned. A handler may look up two
@@ -134,8 +150,33 @@ func (c *Config) validateHandlers(p *problems) {
 			}
 			p.add(key, "handler %q: %s, so a line that keeps failing is redelivered without end and its order never moves; add poison_queue with after_retries: true, or set redeliver_forever: true on the handler to mean it", h.Name, why)
 		}
+		if ok && kind.Fields != nil && h.IsEnabled() && c.Kafka.Client == "watermill-kafka" {
+			p.add(at+".processor", "the %s processor keeps its state per partition and must know when a partition leaves this process, which only the franz client tells: use kafka.client franz, or disable this handler", h.Processor)
+		}
 		if h.Processor == "deliver" && h.IsEnabled() && c.Kafka.Client == "watermill-kafka" {
 			p.add(at+".processor", "the deliver processor holds an order's lines until all have arrived, which needs several messages of a partition in flight: use kafka.client franz, or disable this handler")
 		}
 	}
 }
+
+func (c *Config) validateAggregate(p *problems, h HandlerConfig, fields map[string]string) {
+	a := h.Aggregate
+	a.validate(p, fields)
+	if a.Repartition != "" {
+		c.checkTopic(p, "repartition", a.Repartition)
+		if a.Repartition == h.Subscribe || a.Repartition == h.Publish {
+			p.add("repartition", "must be a topic of its own, not the handler's input or output")
+		}
+	}
+	if a.Window != nil && a.Window.Topic != "" {
+		c.checkTopic(p, "window.topic", a.Window.Topic)
+	}
+}
+
+// RepartitionGroup is the consumer group of the second hop of an
+// aggregation that repartitions: the handler's group reads its input and
+// publishes it keyed by the group; this one reads it back and counts.
+func (h HandlerConfig) RepartitionGroup() string { return h.Group + "_by_" + h.Aggregate.GroupBy }
+
+// RepartitionName is the router handler name of the first hop.
+func (h HandlerConfig) RepartitionName() string { return h.Name + ".repartition" }

@@ -19,6 +19,10 @@ type ProcessorSpec struct {
 	Publishes bool
 	// Doc says in a line what the processor does.
 	Doc string
+	// Fields, set for a processor that aggregates, lists the line fields
+	// it can read (name → "number" or "text"); its handlers need an
+	// aggregate section and record no status.
+	Fields map[string]string
 }
 
 var (

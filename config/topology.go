@@ -74,14 +74,29 @@ func (c *Config) Topology() Topology {
 		}
 		th := TopologyHandler{Index: i, Name: h.Name, Processor: h.Processor, Group: h.Group, Input: h.Subscribe,
 			Outputs: map[string]string{}, AllowCycle: h.AllowCycle}
+		var stack []string
+		for _, m := range c.StackFor(h) {
+			stack = append(stack, m.Kind)
+		}
+		if a := h.Aggregate; a != nil {
+			if a.Repartition != "" {
+				// The first hop re-keys the lines by the group.
+				t.Handlers = append(t.Handlers, TopologyHandler{Index: i, Name: h.RepartitionName(), Processor: "repartition",
+					Group: h.Group, Input: h.Subscribe, Outputs: map[string]string{"": a.Repartition}, Middleware: stack, AllowCycle: h.AllowCycle})
+				th.Group, th.Input = h.RepartitionGroup(), a.Repartition
+			}
+			if a.Window != nil && a.Window.Topic != "" {
+				th.Outputs["window"] = a.Window.Topic
+			}
+		}
 		if h.Publish != "" {
 			th.Outputs[""] = h.Publish
 		}
 		for r, topic := range h.Routes {
 			th.Outputs[r] = topic
 		}
+		th.Middleware = stack
 		for _, m := range c.StackFor(h) {
-			th.Middleware = append(th.Middleware, m.Kind)
 			if m.Poison != nil && !slices.Contains(t.Poison, m.Poison.Topic) {
 				t.Poison = append(t.Poison, m.Poison.Topic)
 			}

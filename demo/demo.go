@@ -11,11 +11,13 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/orderflow/orderflow/aggregate"
 	"github.com/orderflow/orderflow/app"
 	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/embedded"
@@ -117,6 +119,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	orders, waitErr := waitFinal(ctx, pipeline.Status(), res, out, opts.TTY)
 	took := time.Since(res.StartedAt)
 	printSummary(out, res, orders, took)
+	if err := printAggregates(ctx, out, cfg); err != nil {
+		fmt.Fprintln(out, "aggregations: not read:", err)
+	}
 	fmt.Fprintln(out, "\nstarted:")
 	tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
 	for _, s := range started {
@@ -220,4 +225,63 @@ func printSummary(out io.Writer, res generator.Result, orders []*status.Order, t
 	for _, r := range rows {
 		fmt.Fprintln(out, r)
 	}
+}
+
+// printAggregates prints the revenue and the top three destinations, once
+// the aggregations have caught up (their rollups are written each second).
+func printAggregates(ctx context.Context, out io.Writer, cfg *config.Config) error {
+	m, err := mongoclient.Connect(cfg.MongoDB)
+	if err != nil {
+		return err
+	}
+	defer m.Close(context.Background())
+	r := aggregate.NewReader(m.DB, cfg)
+	names := r.Names()
+	if !slices.Contains(names, "order_price") && !slices.Contains(names, "location_product_count") {
+		return nil
+	}
+	read := func() (price, places aggregate.View, err error) {
+		if slices.Contains(names, "order_price") {
+			if price, err = r.View(ctx, "order_price", 0); err != nil {
+				return
+			}
+		}
+		if slices.Contains(names, "location_product_count") {
+			places, err = r.View(ctx, "location_product_count", 3)
+		}
+		return
+	}
+	// Wait until two reads a second and a half apart agree.
+	price, places, err := read()
+	for deadline := time.Now().Add(10 * time.Second); err == nil && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(1500 * time.Millisecond):
+		}
+		p2, l2, err2 := read()
+		if err2 != nil {
+			return err2
+		}
+		same := p2.Groups == price.Groups && l2.Totals["total_product"] == places.Totals["total_product"]
+		price, places = p2, l2
+		if same {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\naggregations:")
+	if price.Name != "" {
+		fmt.Fprintf(out, "  revenue %.2f in %d orders, %.2f an order (order_price)\n", price.Totals["total_amount"], price.Groups, price.PerGroup["total_amount"])
+	}
+	if places.Name != "" && len(places.Top) > 0 {
+		var top []string
+		for _, t := range places.Top {
+			top = append(top, fmt.Sprintf("%v (location %v): %v", t["to_location_name"], t["to_location"], t["total_product"]))
+		}
+		fmt.Fprintf(out, "  top destinations: %s (location_product_count)\n", strings.Join(top, ", "))
+	}
+	return nil
 }

@@ -31,10 +31,13 @@ const (
 	// Conflict: the line contradicts what was already delivered for its
 	// order (a reused order id); nothing delivered is overwritten.
 	Conflict Kind = "conflict"
+	// Late: the line is older than an aggregation's allowed lateness, so
+	// it can no longer be counted exactly once.
+	Late Kind = "late"
 )
 
 // Kinds lists every permanent kind, for validating configuration.
-var Kinds = []Kind{InvalidInput, UnknownReference, NoPartner, PartnerRejected, Conflict}
+var Kinds = []Kind{InvalidInput, UnknownReference, NoPartner, PartnerRejected, Conflict, Late}
 
 type permanentError struct {
 	kind Kind

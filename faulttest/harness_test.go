@@ -33,6 +33,7 @@ import (
 	"github.com/orderflow/orderflow/embedded"
 	"github.com/orderflow/orderflow/generator"
 	_ "github.com/orderflow/orderflow/handlers" // registers the processors the configuration names
+	"github.com/orderflow/orderflow/internal/aggcheck"
 	"github.com/orderflow/orderflow/internal/tcpproxy"
 	"github.com/orderflow/orderflow/internal/testenv"
 	"github.com/orderflow/orderflow/kafkaclient"
@@ -353,7 +354,10 @@ type report struct {
 	// ReadsWrong counts the disagreements of the fast status reads (one
 	// order by _id, the summary counters, the stuck list) with the records.
 	ReadsWrong int
-	Figures    []string
+	// AggregatesWrong counts the results of the aggregations that disagree
+	// with a recount from the topics.
+	AggregatesWrong int
+	Figures         []string
 }
 
 // finalCount counts the final orders of generator runs.
@@ -496,6 +500,15 @@ func (s *stack) check(name string, res []generator.Result, mon *monitor) report 
 	for _, line := range readsWrong[:min(len(readsWrong), 5)] {
 		s.t.Error("fast reads: " + line)
 	}
+	// The aggregations, against a recount that counts each line id once.
+	aggWait := testenv.Context(s.t, 90*time.Second)
+	agg := aggcheck.Wait(aggWait, s.t, brokers, m.DB)
+	rep.AggregatesWrong = len(agg.Wrong)
+	rep.Figures = append(rep.Figures, fmt.Sprintf("aggregates: %d of %d order totals and %d locations disagreed with the recount (%d copies on their inputs)",
+		rep.AggregatesWrong, agg.Orders, agg.Locations, agg.Copies))
+	for _, line := range agg.Wrong[:min(len(agg.Wrong), 5)] {
+		s.t.Error("aggregates: " + line)
+	}
 	if mon != nil {
 		v := mon.finish()
 		rep.Backwards = len(v)
@@ -503,8 +516,8 @@ func (s *stack) check(name string, res []generator.Result, mon *monitor) report 
 			s.t.Error(line)
 		}
 	}
-	if rep.Lost != 0 || rep.NotFinal != 0 || rep.Backwards != 0 {
-		s.t.Errorf("%s: %d lines lost, %d orders not final, %d went backwards", name, rep.Lost, rep.NotFinal, rep.Backwards)
+	if rep.Lost != 0 || rep.NotFinal != 0 || rep.Backwards != 0 || rep.AggregatesWrong != 0 {
+		s.t.Errorf("%s: %d lines lost, %d orders not final, %d went backwards, %d aggregates wrong", name, rep.Lost, rep.NotFinal, rep.Backwards, rep.AggregatesWrong)
 	}
 	return rep
 }

@@ -140,7 +140,8 @@ func twoRouters(t *testing.T, orders int, rate float64) {
 	a := s.startRouter()
 	b := s.startRouter()
 	ctx := testenv.Context(t, time.Minute)
-	for _, g := range []string{"validate_group", "enrich_group", "route_group", "deliver_group"} {
+	for _, g := range []string{"validate_group", "enrich_group", "route_group", "deliver_group",
+		"order_price_group", "location_product_count_group", "location_product_count_group_by_to_location"} {
 		if _, err := s.kafka.Cluster().WaitGroupStable(ctx, g, 2); err != nil {
 			t.Fatalf("group %s: %v", g, err)
 		}

@@ -12,3 +12,4 @@ import (
 func TestShortSIGKILL(t *testing.T)     { sigkill(t, 1500, 300, 5) }
 func TestShortMongoOutage(t *testing.T) { mongoOutage(t, 1500, 300, 10*time.Second) }
 func TestShortSIGTERM(t *testing.T)     { sigterm(t, 1500, 500) }
+func TestShortTwoRouters(t *testing.T)  { twoRouters(t, 1500, 300) }

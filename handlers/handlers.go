@@ -9,8 +9,10 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
+	"github.com/orderflow/orderflow/aggregate"
 	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/metastore"
 	"github.com/orderflow/orderflow/order"
@@ -66,6 +68,10 @@ type Deps struct {
 	// processor holding a message for others (delivery) lets it go at once.
 	Stopping <-chan struct{}
 	Logger   *slog.Logger
+	// Handler is the configuration of the handler being built.
+	Handler config.HandlerConfig
+	// Counter returns the aggregation of an aggregating handler.
+	Counter func(h config.HandlerConfig) (Counter, error)
 }
 
 // Kind describes a registered processor.
@@ -78,13 +84,16 @@ type Kind struct {
 	Routes []string
 	// Doc says in a line what the processor does.
 	Doc string
+	// Fields, for a processor that aggregates, are the line fields it
+	// reads (see config.ProcessorSpec).
+	Fields map[string]string
 }
 
 // init makes every processor of Registry known to the configuration's
 // checks.
 func init() {
 	for name, k := range Registry {
-		config.RegisterProcessor(name, config.ProcessorSpec{Routes: k.Routes, Publishes: k.Publishes, Doc: k.Doc})
+		config.RegisterProcessor(name, config.ProcessorSpec{Routes: k.Routes, Publishes: k.Publishes, Doc: k.Doc, Fields: k.Fields})
 	}
 }
 
@@ -108,5 +117,20 @@ var Registry = map[string]Kind{
 	"deliver": {
 		New: func(d Deps) (Processor, error) { return NewDeliverer(d) },
 		Doc: "delivers external orders to partners' directories or HTTP endpoints",
+	},
+	"aggregate": {
+		New: func(d Deps) (Processor, error) {
+			if d.Counter == nil {
+				return nil, errors.New("aggregate: no aggregation to count into (Deps.Counter)")
+			}
+			c, err := d.Counter(d.Handler)
+			if err != nil {
+				return nil, err
+			}
+			return Aggregate(c), nil
+		},
+		Publishes: true,
+		Doc:       "counts lines into a streaming aggregation (sums and counts per group), exactly once",
+		Fields:    aggregate.Fields(),
 	},
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/failure"
 	"github.com/orderflow/orderflow/metastore"
 	"github.com/orderflow/orderflow/order"
@@ -116,7 +117,8 @@ func TestRoute(t *testing.T) {
 }
 
 func TestRegistryKindsBuild(t *testing.T) {
-	deps := Deps{Fraud: meta, Locations: meta, Products: meta, Status: &memStatus{}}
+	deps := Deps{Fraud: meta, Locations: meta, Products: meta, Status: &memStatus{},
+		Counter: func(config.HandlerConfig) (Counter, error) { return countNothing{}, nil }}
 	for name, k := range Registry {
 		if _, err := k.New(deps); err != nil {
 			t.Errorf("%s: %v", name, err)
@@ -126,3 +128,7 @@ func TestRegistryKindsBuild(t *testing.T) {
 		}
 	}
 }
+
+type countNothing struct{}
+
+func (countNothing) Add(context.Context, int32, int64, context.Context, order.Line) error { return nil }

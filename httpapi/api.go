@@ -98,6 +98,11 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /summary", s.limited(s.getSummary))
 	mux.HandleFunc("GET /stuck", s.limited(s.getStuck))
 	mux.HandleFunc("GET /stats", s.limited(s.getStats))
+	if s.cfg.Aggregates != nil {
+		mux.HandleFunc("GET /aggregates", s.limited(s.listAggregates))
+		mux.HandleFunc("GET /aggregates/{name}", s.limited(s.getAggregate))
+		mux.HandleFunc("GET /aggregates/{name}/{key}", s.limited(s.getAggregateGroup))
+	}
 	mux.HandleFunc("GET /{$}", s.dashboard)
 }
 

@@ -41,8 +41,10 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Held, when set, lists the lines held by redeliver_forever handlers,
 	// shown by /stuck beside the orders.
-	Held   func() any
-	Logger *slog.Logger
+	Held func() any
+	// Aggregates reads the aggregations for /aggregates; nil disables it.
+	Aggregates AggregateSource
+	Logger     *slog.Logger
 }
 
 // Server serves the endpoints.

@@ -216,10 +216,18 @@ func (k *Kafka) saramaConfig() (*sarama.Config, error) {
 	return sc, nil
 }
 
+// KeyMetadata is the metadata entry that sets a message's Kafka key
+// explicitly: an aggregation's results and repartitioned lines are keyed by
+// their group, not by an order.
+const KeyMetadata = "partition_key"
+
 // messageKey is the Kafka key of a message: its order id, so every line of
 // an order lands on the same partition of every topic. A message that could
 // not be decoded keeps the key it came with.
 func messageKey(_ string, msg *message.Message) []byte {
+	if k := msg.Metadata.Get(KeyMetadata); k != "" {
+		return []byte(k)
+	}
 	if ref, ok := status.LineFrom(msg.Context()); ok && ref.OrderID > 0 {
 		return strconv.AppendInt(nil, ref.OrderID, 10)
 	}

@@ -55,7 +55,7 @@ func (s *subscription) send(d *delivery) {
 			}
 		}
 	}
-	msg.SetContext(withPosition(d.part.ctx, &Position{Topic: s.topic, Partition: d.part.id, Offset: d.offset, Key: d.key}))
+	msg.SetContext(withPosition(d.part.ctx, &Position{Topic: s.topic, Partition: d.part.id, Offset: d.offset, Key: d.key, Claim: d.part.ctx}))
 	select {
 	case s.out <- msg:
 	case <-s.closing:

@@ -33,6 +33,10 @@ type Position struct {
 	Partition int32
 	Offset    int64
 	Key       []byte
+	// Claim is done when the partition leaves this subscriber (revoked or
+	// lost), so that state kept per partition can be dropped: its next
+	// owner may change it.
+	Claim context.Context
 }
 
 // PositionFromCtx returns the position of the message whose context is ctx.

@@ -36,6 +36,12 @@ type Metrics struct {
 	Deliveries *prometheus.CounterVec
 	// Latency is the time from a line's generation to each stage.
 	Latency *prometheus.HistogramVec
+	// AggregateLines counts the lines each aggregation acknowledged
+	// (counted, or known for copies), AggregateFlush times its state
+	// writes and AggregateFlushErrors counts those that failed.
+	AggregateLines       *prometheus.CounterVec
+	AggregateFlush       *prometheus.HistogramVec
+	AggregateFlushErrors *prometheus.CounterVec
 }
 
 // New registers the metrics in a new registry, with Go and process metrics.
@@ -80,15 +86,36 @@ func New() *Metrics {
 			Help:    "Time from a line's generation (its order time) to its status record, by status.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"status"}),
+		AggregateLines: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "orderflow", Name: "aggregate_lines_total", Help: "Lines an aggregation acknowledged once its state was written, by aggregation.",
+		}, []string{"aggregate"}),
+		AggregateFlush: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "orderflow", Name: "aggregate_flush_seconds", Help: "Duration of an aggregation's state writes.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"aggregate"}),
+		AggregateFlushErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "orderflow", Name: "aggregate_flush_errors_total", Help: "State writes of an aggregation that failed (their lines are redelivered).",
+		}, []string{"aggregate"}),
 	}
 	reg.MustRegister(m.Lines, m.Rejected, m.Poisoned, m.Held, m.StatusBatch, m.StatusWrite, m.StatusWriteErrors,
-		m.MongoCommands, m.Deliveries, m.Latency)
+		m.MongoCommands, m.Deliveries, m.Latency, m.AggregateLines, m.AggregateFlush, m.AggregateFlushErrors)
 	return m
 }
 
 // OnPoison counts a poisoned message; it fits
 // middleware.PoisonQueueConfig.OnPoison.
 func (m *Metrics) OnPoison(handler string) { m.Poisoned.WithLabelValues(handler).Inc() }
+
+// OnAggregateFlush records a flush of an aggregation; it fits
+// aggregate.Config.OnFlush.
+func (m *Metrics) OnAggregateFlush(name string, lines int, took time.Duration, err error) {
+	m.AggregateFlush.WithLabelValues(name).Observe(took.Seconds())
+	if err != nil {
+		m.AggregateFlushErrors.WithLabelValues(name).Inc()
+		return
+	}
+	m.AggregateLines.WithLabelValues(name).Add(float64(lines))
+}
 
 // OnHeld counts a held line; it fits middleware.HeldConfig.OnHeld.
 func (m *Metrics) OnHeld(handler string) { m.Held.WithLabelValues(handler).Inc() }

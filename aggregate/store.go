@@ -1,0 +1,329 @@
+package aggregate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/orderflow/orderflow/config"
+	"github.com/orderflow/orderflow/order"
+)
+
+// Collections of every aggregation's bookkeeping.
+const (
+	// CheckpointCollection holds the checkpoints: each one a partition's
+	// state with the lines it counted since the one before.
+	CheckpointCollection = "aggregate_checkpoints"
+	// RollupCollection holds each partition's rollup, one document per
+	// aggregation and partition.
+	RollupCollection = "aggregate_rollups"
+)
+
+// updateChunk bounds the updates of one command: FerretDB holds a
+// connection per matched statement until the command ends.
+const updateChunk = 20
+
+// checkpoint is one document of CheckpointCollection. The state and the
+// lines it counted are one document, so they are written together or not
+// at all: that is what makes a restart count nothing twice.
+type checkpoint struct {
+	ID        string `bson:"_id"`
+	Aggregate string `bson:"aggregate"`
+	Partition int32  `bson:"partition"`
+	// Seq orders a partition's checkpoints. Lineage names the run of
+	// checkpoints of one owner; Base* is the checkpoint that run began
+	// from, so that a restore reads one chain, never a mix of two owners'.
+	Seq         int64  `bson:"seq"`
+	Lineage     string `bson:"lineage"`
+	BaseLineage string `bson:"base_lineage"`
+	BaseSeq     int64  `bson:"base_seq"`
+	// Offsets are the lowest and highest input offsets counted since the
+	// previous checkpoint.
+	FromOffset int64      `bson:"from_offset"`
+	ToOffset   int64      `bson:"to_offset"`
+	MaxTime    int64      `bson:"max_time"`
+	Written    time.Time  `bson:"written"`
+	State      Snapshot   `bson:"state"`
+	Seen       []SeenLine `bson:"seen"`
+}
+
+// Store keeps an aggregation's checkpoints and results in MongoDB.
+type Store struct {
+	spec        *Spec
+	checkpoints *mongo.Collection
+	rollups     *mongo.Collection
+	results     *mongo.Collection
+	windows     *mongo.Collection // nil without windows
+}
+
+// NewStore returns the store of an aggregation.
+func NewStore(db *mongo.Database, spec *Spec, cfg config.AggregateConfig) *Store {
+	s := &Store{spec: spec, checkpoints: db.Collection(CheckpointCollection), rollups: db.Collection(RollupCollection),
+		results: db.Collection(cfg.Collection)}
+	if cfg.Window != nil {
+		s.windows = db.Collection(cfg.Window.Collection)
+	}
+	return s
+}
+
+// chain is where a restored partition's checkpoints go on from.
+type chain struct {
+	lineage     string
+	seq         int64
+	baseLineage string
+	baseSeq     int64
+}
+
+// restore reads a partition's checkpoints and returns its state with the
+// chain its next checkpoints continue. A partition never checkpointed
+// starts empty.
+func (s *Store) restore(ctx context.Context, partition int32) (*Partition, chain, error) {
+	cur, err := s.checkpoints.Find(ctx, bson.D{{Key: "aggregate", Value: s.spec.Name}, {Key: "partition", Value: partition}})
+	if err != nil {
+		return nil, chain{}, fmt.Errorf("read checkpoints of %s partition %d: %w", s.spec.Name, partition, err)
+	}
+	var docs []checkpoint
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, chain{}, fmt.Errorf("read checkpoints of %s partition %d: %w", s.spec.Name, partition, err)
+	}
+	next := chain{lineage: uuid.NewString()}
+	if len(docs) == 0 {
+		return NewPartition(s.spec), next, nil
+	}
+	// The newest checkpoint, then its chain back through the runs it
+	// continued.
+	slices.SortFunc(docs, func(a, b checkpoint) int {
+		if c := cmpInt(b.Seq, a.Seq); c != 0 {
+			return c
+		}
+		return b.Written.Compare(a.Written)
+	})
+	head := docs[0]
+	var seen []SeenLine
+	lineage, upto := head.Lineage, head.Seq
+	for lineage != "" {
+		base, baseSeq := "", int64(0)
+		for _, d := range docs {
+			if d.Lineage == lineage && d.Seq <= upto {
+				seen = append(seen, d.Seen...)
+				base, baseSeq = d.BaseLineage, d.BaseSeq
+			}
+		}
+		if base == lineage {
+			break
+		}
+		lineage, upto = base, baseSeq
+	}
+	next.seq = head.Seq
+	next.baseLineage, next.baseSeq = head.Lineage, head.Seq
+	return Restore(s.spec, head.State, seen), next, nil
+}
+
+// pendingCheckpoint is a partition's checkpoint to write.
+type pendingCheckpoint struct {
+	partition int32
+	chain     chain
+	from, to  int64
+	state     Snapshot
+	seen      []SeenLine
+}
+
+func (s *Store) checkpointDoc(c *pendingCheckpoint) checkpoint {
+	maxTime := c.state.Watermark
+	return checkpoint{
+		ID:        s.spec.Name + "/" + strconv.Itoa(int(c.partition)) + "/" + strconv.FormatInt(c.chain.seq, 10) + "/" + c.chain.lineage[:8],
+		Aggregate: s.spec.Name, Partition: c.partition, Seq: c.chain.seq, Lineage: c.chain.lineage,
+		BaseLineage: c.chain.baseLineage, BaseSeq: c.chain.baseSeq, FromOffset: c.from, ToOffset: c.to,
+		MaxTime: maxTime, Written: time.Now().UTC().Truncate(time.Millisecond), State: c.state, Seen: c.seen,
+	}
+}
+
+// writeResults writes the groups a flush finished (once each: a copy is
+// refused by its _id), the windows it closed, and the running results that
+// changed (absolute values, so a rewrite is harmless).
+func (s *Store) writeResults(ctx context.Context, finished, closed, changed []Group) error {
+	if len(finished) > 0 {
+		docs := make([]any, len(finished))
+		for i, g := range finished {
+			docs[i] = s.resultDoc(g)
+		}
+		if err := insertOnce(ctx, s.results, docs); err != nil {
+			return fmt.Errorf("write %d results of %s: %w", len(docs), s.spec.Name, err)
+		}
+	}
+	if len(closed) > 0 && s.windows != nil {
+		docs := make([]any, len(closed))
+		for i, g := range closed {
+			docs[i] = s.resultDoc(g)
+		}
+		if err := insertOnce(ctx, s.windows, docs); err != nil {
+			return fmt.Errorf("write %d windows of %s: %w", len(docs), s.spec.Name, err)
+		}
+	}
+	for chunk := range slices.Chunk(changed, updateChunk) {
+		models := make([]mongo.WriteModel, len(chunk))
+		for i, g := range chunk {
+			doc := s.resultDoc(g)
+			models[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: doc[0].Value}}).SetReplacement(doc).SetUpsert(true)
+		}
+		if _, err := s.results.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(true)); err != nil {
+			return fmt.Errorf("write %d results of %s: %w", len(models), s.spec.Name, err)
+		}
+	}
+	return nil
+}
+
+// writeCheckpoints inserts the checkpoints of a flush, one per partition.
+func (s *Store) writeCheckpoints(ctx context.Context, cps []*pendingCheckpoint) error {
+	docs := make([]any, len(cps))
+	for i, c := range cps {
+		docs[i] = s.checkpointDoc(c)
+	}
+	if _, err := s.checkpoints.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true)); err != nil {
+		return fmt.Errorf("write %d checkpoints of %s: %w", len(docs), s.spec.Name, err)
+	}
+	return nil
+}
+
+// writeRollups replaces the rollup documents of the partitions given.
+func (s *Store) writeRollups(ctx context.Context, rollups map[int32]Rollup) error {
+	parts := make([]int32, 0, len(rollups))
+	for p := range rollups {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	for chunk := range slices.Chunk(parts, updateChunk) {
+		models := make([]mongo.WriteModel, len(chunk))
+		for i, p := range chunk {
+			id := s.spec.Name + "/" + strconv.Itoa(int(p))
+			models[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetUpsert(true).
+				SetReplacement(bson.D{{Key: "_id", Value: id}, {Key: "aggregate", Value: s.spec.Name}, {Key: "partition", Value: p},
+					{Key: "rollup", Value: rollups[p]}, {Key: "written", Value: time.Now().UTC()}})
+		}
+		if _, err := s.rollups.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(true)); err != nil {
+			return fmt.Errorf("write rollups of %s: %w", s.spec.Name, err)
+		}
+	}
+	return nil
+}
+
+// prune deletes the checkpoints no restore reads any more: those of the
+// partitions given older than the seq given, whose lines are all older
+// than the time given (past the allowed lateness of the newest).
+func (s *Store) prune(ctx context.Context, before map[int32][2]int64) error {
+	if len(before) == 0 {
+		return nil
+	}
+	var or bson.A
+	for p, b := range before {
+		or = append(or, bson.D{{Key: "partition", Value: p}, {Key: "seq", Value: bson.D{{Key: "$lt", Value: b[0]}}},
+			{Key: "max_time", Value: bson.D{{Key: "$lt", Value: b[1]}}}})
+	}
+	_, err := s.checkpoints.DeleteMany(ctx, bson.D{{Key: "aggregate", Value: s.spec.Name}, {Key: "$or", Value: or}})
+	if err != nil {
+		return fmt.Errorf("prune checkpoints of %s: %w", s.spec.Name, err)
+	}
+	return nil
+}
+
+// resultDoc is a group's result document: its key (typed as the line
+// field), the carried fields, each measure (a sum as a number and exactly,
+// in units: total_amount and total_amount_cents), the time of its newest
+// line, and for complete emission the lines counted.
+func (s *Store) resultDoc(g Group) bson.D {
+	id := g.Key
+	if g.Window != 0 {
+		id += "|" + formatTime(g.Window)
+	}
+	doc := bson.D{{Key: "_id", Value: id}}
+	for _, kv := range resultFields(s.spec, g) {
+		doc = append(doc, bson.E{Key: kv.name, Value: kv.value})
+	}
+	return doc
+}
+
+type field struct {
+	name  string
+	value any
+}
+
+// resultFields are a group's result, in order: the document and the
+// published record carry the same fields.
+func resultFields(spec *Spec, g Group) []field {
+	var out []field
+	if _, ok := integerFields[spec.GroupBy]; ok {
+		n, _ := strconv.ParseInt(g.Key, 10, 64)
+		out = append(out, field{spec.GroupBy, n})
+	} else {
+		out = append(out, field{spec.GroupBy, g.Key})
+	}
+	for _, c := range spec.Carry {
+		out = append(out, field{c, g.Carry[c]})
+	}
+	for i, m := range spec.Measures {
+		if m.Op == config.OpCount {
+			out = append(out, field{m.Name, g.Values[i]})
+			continue
+		}
+		out = append(out, field{m.Name, Units(g.Values[i], m.Decimals)}, field{m.Name + unitSuffix(m.Decimals), g.Values[i]})
+	}
+	if spec.Complete && g.Window == 0 {
+		out = append(out, field{"complete", g.Complete}, field{"line_ids", slices.Sorted(slices.Values(g.Lines))})
+	}
+	if g.Window != 0 {
+		out = append(out, field{"window_start", formatTime(g.Window)}, field{"window_end", formatTime(g.Window + spec.Window.Microseconds())})
+	}
+	out = append(out, field{"time", formatTime(g.Time)})
+	return out
+}
+
+// Units returns a sum kept in units of 10^-decimals as a number: the
+// float64 nearest the exact decimal, which prints as that decimal
+// (857.6, not 857.5999999999999).
+func Units(units int64, decimals int) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatInt(units, 10)+"e-"+strconv.Itoa(decimals), 64)
+	if math.IsInf(v, 0) {
+		return float64(units) / math.Pow10(decimals)
+	}
+	return v
+}
+
+// unitSuffix names the exact form of a sum: total_amount_cents.
+func unitSuffix(decimals int) string {
+	switch decimals {
+	case 0:
+		return "_units"
+	case 2:
+		return "_cents"
+	}
+	return "_e" + strconv.Itoa(decimals)
+}
+
+func formatTime(micros int64) string {
+	return time.UnixMicro(micros).UTC().Format(order.TimeLayout)
+}
+
+// insertOnce inserts documents whose _id may already be there (written
+// before a restart): those are kept, the rest inserted.
+func insertOnce(ctx context.Context, coll *mongo.Collection, docs []any) error {
+	_, err := coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	var bwe mongo.BulkWriteException
+	if errors.As(err, &bwe) && bwe.WriteConcernError == nil && len(bwe.WriteErrors) > 0 {
+		for _, we := range bwe.WriteErrors {
+			if we.Code != 11000 {
+				return err
+			}
+		}
+		return nil
+	}
+	return err
+}
