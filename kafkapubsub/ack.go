@@ -1,6 +1,7 @@
 package kafkapubsub
 
 import (
+	"context"
 	"strconv"
 	"time"
 
@@ -55,19 +56,25 @@ func (s *subscription) send(d *delivery) {
 			}
 		}
 	}
-	msg.SetContext(withPosition(d.part.ctx, &Position{Topic: s.topic, Partition: d.part.id, Offset: d.offset, Key: d.key}))
+	// The message's context ends once it is acked or nacked, as Watermill
+	// expects (work a handler started for it stops), or when its partition
+	// goes away.
+	ctx, cancel := context.WithCancel(d.part.ctx)
+	msg.SetContext(withPosition(ctx, &Position{Topic: s.topic, Partition: d.part.id, Offset: d.offset, Key: d.key}))
 	select {
 	case s.out <- msg:
 	case <-s.closing:
+		cancel()
 		s.settle(d, false)
 		return
 	}
 	s.waiters.Add(1)
-	go s.await(d, msg)
+	go s.await(d, msg, cancel)
 }
 
-func (s *subscription) await(d *delivery, msg *message.Message) {
+func (s *subscription) await(d *delivery, msg *message.Message, cancel context.CancelFunc) {
 	defer s.waiters.Done()
+	defer cancel()
 	select {
 	case <-msg.Acked():
 		s.settle(d, true)
