@@ -20,6 +20,7 @@ type delivery struct {
 	offset   int64
 	epoch    int32
 	attempt  int
+	queued   bool // waiting to be handed to the router (counted in part.queued)
 }
 
 func newDelivery(part *partition, r *kgo.Record) *delivery {
@@ -43,6 +44,16 @@ func newDelivery(part *partition, r *kgo.Record) *delivery {
 // send hands a delivery to the router as a fresh message; a message can be
 // acked or nacked once, so a redelivery needs a new one.
 func (s *subscription) send(d *delivery) {
+	s.mu.Lock()
+	if d.part.revoking {
+		s.settleLocked(d, false)
+		s.mu.Unlock()
+		return
+	}
+	// From here on a revoke waits for the delivery: the router may take it.
+	d.queued = false
+	d.part.queued--
+	s.mu.Unlock()
 	msg := message.NewMessage(d.uuid, d.payload)
 	if d.attempt == 0 {
 		msg.Metadata = d.metadata // the first delivery owns it
@@ -64,6 +75,10 @@ func (s *subscription) send(d *delivery) {
 	select {
 	case s.out <- msg:
 	case <-s.closing:
+		cancel()
+		s.settle(d, false)
+		return
+	case <-d.part.gone:
 		cancel()
 		s.settle(d, false)
 		return
@@ -90,8 +105,16 @@ func (s *subscription) await(d *delivery, msg *message.Message, cancel context.C
 func (s *subscription) settle(d *delivery, acked bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.settleLocked(d, acked)
+}
+
+func (s *subscription) settleLocked(d *delivery, acked bool) {
 	if acked {
 		d.part.win.ack(d.offset)
+	}
+	if d.queued {
+		d.queued = false
+		d.part.queued--
 	}
 	d.part.inflight--
 	s.inflight--
@@ -101,11 +124,13 @@ func (s *subscription) settle(d *delivery, acked bool) {
 func (s *subscription) nacked(d *delivery) {
 	s.mu.Lock()
 	if s.isClosing || d.part.revoking {
+		s.settleLocked(d, false)
 		s.mu.Unlock()
-		s.settle(d, false)
 		return
 	}
 	d.attempt++
+	d.queued = true
+	d.part.queued++
 	delay := s.cfg.NackBackoff << min(d.attempt-1, 16)
 	if delay > s.cfg.MaxNackBackoff || delay <= 0 {
 		delay = s.cfg.MaxNackBackoff
