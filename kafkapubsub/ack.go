@@ -1,6 +1,7 @@
 package kafkapubsub
 
 import (
+	"context"
 	"strconv"
 	"time"
 
@@ -19,6 +20,7 @@ type delivery struct {
 	offset   int64
 	epoch    int32
 	attempt  int
+	queued   bool // waiting to be handed to the router (counted in part.queued)
 }
 
 func newDelivery(part *partition, r *kgo.Record) *delivery {
@@ -42,6 +44,16 @@ func newDelivery(part *partition, r *kgo.Record) *delivery {
 // send hands a delivery to the router as a fresh message; a message can be
 // acked or nacked once, so a redelivery needs a new one.
 func (s *subscription) send(d *delivery) {
+	s.mu.Lock()
+	if d.part.revoking {
+		s.settleLocked(d, false)
+		s.mu.Unlock()
+		return
+	}
+	// From here on a revoke waits for the delivery: the router may take it.
+	d.queued = false
+	d.part.queued--
+	s.mu.Unlock()
 	msg := message.NewMessage(d.uuid, d.payload)
 	if d.attempt == 0 {
 		msg.Metadata = d.metadata // the first delivery owns it
@@ -55,19 +67,29 @@ func (s *subscription) send(d *delivery) {
 			}
 		}
 	}
-	msg.SetContext(withPosition(d.part.ctx, &Position{Topic: s.topic, Partition: d.part.id, Offset: d.offset, Key: d.key, Claim: d.part.ctx}))
+	// The message's context ends once it is acked or nacked, as Watermill
+	// expects (work a handler started for it stops), or when its partition
+	// goes away; its Position's Claim ends with the partition only.
+	ctx, cancel := context.WithCancel(d.part.ctx)
+	msg.SetContext(withPosition(ctx, &Position{Topic: s.topic, Partition: d.part.id, Offset: d.offset, Key: d.key, Claim: d.part.ctx}))
 	select {
 	case s.out <- msg:
 	case <-s.closing:
+		cancel()
+		s.settle(d, false)
+		return
+	case <-d.part.gone:
+		cancel()
 		s.settle(d, false)
 		return
 	}
 	s.waiters.Add(1)
-	go s.await(d, msg)
+	go s.await(d, msg, cancel)
 }
 
-func (s *subscription) await(d *delivery, msg *message.Message) {
+func (s *subscription) await(d *delivery, msg *message.Message, cancel context.CancelFunc) {
 	defer s.waiters.Done()
+	defer cancel()
 	select {
 	case <-msg.Acked():
 		s.settle(d, true)
@@ -83,8 +105,16 @@ func (s *subscription) await(d *delivery, msg *message.Message) {
 func (s *subscription) settle(d *delivery, acked bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.settleLocked(d, acked)
+}
+
+func (s *subscription) settleLocked(d *delivery, acked bool) {
 	if acked {
 		d.part.win.ack(d.offset)
+	}
+	if d.queued {
+		d.queued = false
+		d.part.queued--
 	}
 	d.part.inflight--
 	s.inflight--
@@ -94,11 +124,13 @@ func (s *subscription) settle(d *delivery, acked bool) {
 func (s *subscription) nacked(d *delivery) {
 	s.mu.Lock()
 	if s.isClosing || d.part.revoking {
+		s.settleLocked(d, false)
 		s.mu.Unlock()
-		s.settle(d, false)
 		return
 	}
 	d.attempt++
+	d.queued = true
+	d.part.queued++
 	delay := s.cfg.NackBackoff << min(d.attempt-1, 16)
 	if delay > s.cfg.MaxNackBackoff || delay <= 0 {
 		delay = s.cfg.MaxNackBackoff

@@ -293,3 +293,111 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestMessageContextEndsWhenSettled(t *testing.T) {
+	brokers, _ := testenv.Brokers(t)
+	topic := "msgctx_" + testenv.Unique()
+	EnsureTopics(context.Background(), brokers, nil, map[string]int32{topic: 1}, 1, nil)
+	publish(t, brokers, topic, 2)
+	sub := newSub(t, brokers, "g5", func(c *SubscriberConfig) { c.NackBackoff = 10 * time.Millisecond })
+	defer sub.Close()
+	ch, _ := sub.Subscribe(context.Background(), topic)
+	for _, settle := range []func(*message.Message) bool{(*message.Message).Ack, (*message.Message).Nack} {
+		select {
+		case msg := <-ch:
+			if err := msg.Context().Err(); err != nil {
+				t.Fatalf("context of %s ended before it was settled: %v", msg.UUID, err)
+			}
+			settle(msg)
+			select {
+			case <-msg.Context().Done():
+			case <-time.After(5 * time.Second):
+				t.Fatalf("context of %s still live after it was settled", msg.UUID)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("no message")
+		}
+	}
+}
+
+// A member whose router takes no messages (busy handlers) must not hold up
+// a rebalance: the newcomer gets its partitions at once, not after the
+// rebalance timeout, and the busy member stays in the group.
+func TestBusyMemberDoesNotStallRebalance(t *testing.T) {
+	brokers, k := testenv.Brokers(t)
+	if k == nil {
+		t.Skip("needs the embedded broker to watch the group")
+	}
+	topic := "busy_" + testenv.Unique()
+	EnsureTopics(context.Background(), brokers, nil, map[string]int32{topic: 4}, 1, nil)
+	sent := publish(t, brokers, topic, 200)
+	slow := func(c *SubscriberConfig) { c.DrainTimeout, c.RebalanceTimeout = 20*time.Second, 40*time.Second }
+
+	a := newSub(t, brokers, "g6", slow)
+	defer a.Close()
+	cha, _ := a.Subscribe(context.Background(), topic)
+	ctx := testenv.Context(t, 30*time.Second)
+	if _, err := k.Cluster().WaitGroupStable(ctx, "g6", 1); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // a polls and waits for its router, which reads nothing
+
+	b := newSub(t, brokers, "g6", slow)
+	defer b.Close()
+	chb, _ := b.Subscribe(context.Background(), topic)
+	start := time.Now()
+	var first string
+	select {
+	case msg := <-chb:
+		first = msg.UUID
+		msg.Ack()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the newcomer got nothing: the rebalance waits for the busy member")
+	}
+	t.Logf("newcomer's first message after %s", time.Since(start))
+	if g, err := k.Cluster().WaitGroupStable(ctx, "g6", 2); err != nil {
+		t.Fatalf("group did not settle with both members: %v %+v", err, g)
+	}
+
+	// Nothing was lost on the way: both members together deliver all.
+	var mu sync.Mutex
+	got := map[string]bool{first: true}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, ch := range []<-chan *message.Message{cha, chb} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case msg, ok := <-ch:
+					if !ok {
+						return
+					}
+					mu.Lock()
+					got[msg.UUID] = true
+					mu.Unlock()
+					msg.Ack()
+				case <-stop:
+					return
+				}
+			}
+		}()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n == len(sent) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("received %d of %d", n, len(sent))
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+}

@@ -28,7 +28,7 @@ func (s *subscription) revoked(ctx context.Context, _ *kgo.Client, revoked map[s
 	var parts []*partition
 	for _, id := range revoked[s.topic] {
 		if p := s.parts[id]; p != nil {
-			p.revoking = true
+			p.startRevokingLocked()
 			parts = append(parts, p)
 		}
 	}
@@ -54,7 +54,8 @@ func (s *subscription) lost(_ context.Context, _ *kgo.Client, lost map[string][]
 	defer s.mu.Unlock()
 	for _, id := range lost[s.topic] {
 		if p := s.parts[id]; p != nil {
-			p.revoking, p.revoked = true, true
+			p.startRevokingLocked()
+			p.revoked = true
 			p.cancel()
 			delete(s.parts, id)
 		}
@@ -62,8 +63,9 @@ func (s *subscription) lost(_ context.Context, _ *kgo.Client, lost map[string][]
 	s.log.Warn("partitions lost; their messages in flight will be consumed again", "partitions", lost[s.topic])
 }
 
-// waitDrainedLocked waits, with s.mu held, until parts have nothing in
-// flight or the deadline passes.
+// waitDrainedLocked waits, with s.mu held, until the router holds none of
+// the deliveries of parts (queued ones are dropped once the partitions are
+// revoking) or the deadline passes.
 func (s *subscription) waitDrainedLocked(parts []*partition, deadline time.Time) bool {
 	t := time.AfterFunc(time.Until(deadline), func() {
 		s.mu.Lock()
@@ -74,7 +76,7 @@ func (s *subscription) waitDrainedLocked(parts []*partition, deadline time.Time)
 	for {
 		busy := 0
 		for _, p := range parts {
-			busy += p.inflight
+			busy += p.inflight - p.queued
 		}
 		if busy == 0 {
 			return true

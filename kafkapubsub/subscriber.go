@@ -198,15 +198,29 @@ type subscription struct {
 }
 
 type partition struct {
-	id        int32
-	win       *window
+	id  int32
+	win *window
+	// inflight counts the deliveries not settled yet; queued those of them
+	// the router does not hold: polled and not handed out yet, or nacked
+	// and waiting for their redelivery.
 	inflight  int
+	queued    int
 	committed int64
 	hwm       int64
-	revoking  bool // nacks are dropped: the partition is going away
-	revoked   bool // never commit again
+	revoking  bool          // nacks are dropped: the partition is going away
+	gone      chan struct{} // closed when revoking is set
+	revoked   bool          // never commit again
 	ctx       context.Context
 	cancel    context.CancelFunc
+}
+
+// startRevokingLocked marks p as going away: its queued deliveries are
+// dropped instead of handed out, and nacks of it are not redelivered.
+func (p *partition) startRevokingLocked() {
+	if !p.revoking {
+		p.revoking = true
+		close(p.gone)
+	}
 }
 
 func newSubscription(ctx context.Context, cfg SubscriberConfig, topic string) (*subscription, error) {
@@ -307,23 +321,32 @@ func (s *subscription) run() {
 				s.log.Warn("kafka fetch error", "partition", p, "error", err)
 			}
 		})
+		var ds []*delivery
+		s.mu.Lock()
 		fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
-			s.mu.Lock()
 			part := s.partitionLocked(ftp.Partition)
 			part.hwm = ftp.HighWatermark
-			ds := make([]*delivery, len(ftp.Records))
-			for i, r := range ftp.Records {
-				ds[i] = newDelivery(part, r)
+			for _, r := range ftp.Records {
+				d := newDelivery(part, r)
+				d.queued = true
 				part.win.add(r.Offset, r.LeaderEpoch)
 				part.inflight++
+				part.queued++
 				s.inflight++
-			}
-			s.mu.Unlock()
-			for _, d := range ds {
-				s.send(d)
+				ds = append(ds, d)
 			}
 		})
+		s.mu.Unlock()
+		// Every polled record is registered with its partition, so a revoke
+		// can account for it: let rebalances through before handing the
+		// records to the router, which may not take them for a long time
+		// (busy handlers, or a subscription nobody reads). A rebalance held
+		// here would stall the whole group until the rebalance timeout and
+		// then drop this member from it.
 		s.client.AllowRebalance()
+		for _, d := range ds {
+			s.send(d)
+		}
 	}
 }
 
@@ -331,7 +354,7 @@ func (s *subscription) partitionLocked(id int32) *partition {
 	p := s.parts[id]
 	if p == nil {
 		ctx, cancel := context.WithCancel(context.Background())
-		p = &partition{id: id, win: newWindow(), committed: -1, ctx: ctx, cancel: cancel}
+		p = &partition{id: id, win: newWindow(), committed: -1, gone: make(chan struct{}), ctx: ctx, cancel: cancel}
 		s.parts[id] = p
 	}
 	return p
@@ -346,8 +369,7 @@ func (s *subscription) close(fromWatcher bool) {
 		// Nacked messages waiting for redelivery are given up on.
 		for t, d := range s.timers {
 			t.Stop()
-			d.part.inflight--
-			s.inflight--
+			s.settleLocked(d, false)
 		}
 		s.timers = nil
 		s.cond.Broadcast()
