@@ -53,7 +53,11 @@ location_product_count). Every read is of small collections or by _id.`,
 				if err != nil {
 					return err
 				}
-				groups[key] = res
+				if res != nil {
+					groups[key] = res
+				} else {
+					groups[key] = nil // null in JSON, "no result" in text
+				}
 			}
 			if *asJSON {
 				return printJSON(g, groups)

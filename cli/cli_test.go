@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -95,6 +97,7 @@ func TestDemoThenStatus(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v\n%s\n%s", err, out, errOut)
 	}
+	demoOut := out
 	// With --exit the servers are gone: the hint says how to reach the data
 	// again, not the addresses that just closed.
 	m := regexp.MustCompile(`orderflow embedded --data (\S+) .*\n  orderflow status --brokers 127.0.0.1:9092 --mongodb-uri mongodb://127.0.0.1:27017/ (\d+)`).FindStringSubmatch(out)
@@ -123,6 +126,47 @@ func TestDemoThenStatus(t *testing.T) {
 	out, _, err = runLine(t, "status", "--json", "--mongodb-uri", mongo.URI(), m[3])
 	if err != nil || !strings.Contains(out, `"order_id": `+m[3]) || !strings.Contains(out, `"history": [`) {
 		t.Fatalf("status --json:\n%s %v", out, err)
+	}
+	checkAggregatesCommand(t, mongo.URI(), demoOut, m[3])
+}
+
+// checkAggregatesCommand reads the demo's aggregations from the command
+// line: the summary the demo printed, the JSON view, and one order.
+func checkAggregatesCommand(t *testing.T, uri, demoOut, orderID string) {
+	t.Helper()
+	rev := regexp.MustCompile(`revenue (\d+\.\d\d) in (\d+) orders`).FindStringSubmatch(demoOut)
+	if rev == nil || !strings.Contains(demoOut, "top destinations: ") {
+		t.Fatalf("the demo's summary has no revenue or top destinations:\n%s", demoOut)
+	}
+	out, _, err := runLine(t, "aggregates", "--json", "--mongodb-uri", uri)
+	if err != nil {
+		t.Fatalf("aggregates --json: %v", err)
+	}
+	var views struct {
+		Aggregates []struct {
+			Name   string             `json:"name"`
+			Groups int64              `json:"groups"`
+			Totals map[string]float64 `json:"totals"`
+			Top    []map[string]any   `json:"top"`
+		} `json:"aggregates"`
+	}
+	if err := json.Unmarshal([]byte(out), &views); err != nil || len(views.Aggregates) != 2 {
+		t.Fatalf("aggregates --json: %v\n%s", err, out)
+	}
+	price, places := views.Aggregates[0], views.Aggregates[1]
+	if price.Name != "order_price" || fmt.Sprint(price.Groups) != rev[2] || fmt.Sprintf("%.2f", price.Totals["total_amount"]) != rev[1] {
+		t.Fatalf("order_price %+v, the demo said revenue %s in %s orders", price, rev[1], rev[2])
+	}
+	if places.Name != "location_product_count" || len(places.Top) == 0 || places.Totals["total_product"] <= 0 {
+		t.Fatalf("location_product_count %+v", places)
+	}
+	out, _, err = runLine(t, "aggregates", "--mongodb-uri", uri, "order_price", orderID, "999999999")
+	if err != nil || !regexp.MustCompile(`order_price `+orderID+`: .*total_amount=\d`).MatchString(out) && !strings.Contains(out, "order_price "+orderID+": no result") ||
+		!strings.Contains(out, "order_price 999999999: no result (yet)") {
+		t.Fatalf("aggregates order_price %s:\n%s %v", orderID, out, err)
+	}
+	if _, _, err := runLine(t, "aggregates", "--mongodb-uri", uri, "nonesuch"); err == nil {
+		t.Fatal("aggregates nonesuch: no error")
 	}
 }
 
