@@ -47,6 +47,9 @@ type Options struct {
 	// NoViewLines is the size of a run without the order_status collection,
 	// to show what keeping it costs; 0 skips it.
 	NoViewLines int
+	// NoAggregationsLines is the size of a run without the aggregation
+	// handlers, to show what they cost; 0 skips it.
+	NoAggregationsLines int
 	// ReadOrders is the size to which the main run's order_status view is
 	// grown before its reads are timed again; 0 times them only at the
 	// run's own size.
@@ -84,7 +87,11 @@ type Result struct {
 	PipelineOverCeiling float64 `json:"pipeline_over_ceiling"`
 	// NoView is the pipeline without the order_status collection, and
 	// ViewCost the main run's throughput over it.
-	NoView                *RunFigures `json:"pipeline_without_order_status,omitempty"`
+	NoView *RunFigures `json:"pipeline_without_order_status,omitempty"`
+	// NoAggregations is the pipeline without the aggregations, and
+	// AggregationsRatio the main run's throughput over it.
+	NoAggregations        *RunFigures `json:"pipeline_without_aggregations,omitempty"`
+	AggregationsRatio     float64     `json:"pipeline_over_pipeline_without_aggregations,omitempty"`
 	ViewCost              float64     `json:"pipeline_over_pipeline_without_order_status,omitempty"`
 	RouterOnlyOverCeiling float64     `json:"router_only_over_ceiling"`
 	PipelineOverBaseline  float64     `json:"pipeline_over_baseline"`
@@ -122,6 +129,8 @@ type bench struct {
 	kopts   []kgo.Opt
 	mongo   *mongoclient.Conn
 	noView  bool // runs leave out the order_status collection
+	// noAggregations: runs leave out the aggregation handlers.
+	noAggregations bool
 	// reads, when set, is called with the main run's database and order
 	// ids before it is dropped.
 	reads  func(ctx context.Context, db *mongo.Database, ids []int64) error
@@ -229,6 +238,18 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		res.NoView = &nv
 		res.ViewCost = res.Pipeline.LinesPerSecond / nv.LinesPerSecond
 		say("  %.0f lines/s", nv.LinesPerSecond)
+	}
+	if opts.NoAggregationsLines > 0 && aggregating(b.cfg) {
+		say("pipeline without the aggregations: %d lines", opts.NoAggregationsLines)
+		b.noAggregations = true
+		na, err := b.pipeline(ctx, opts.NoAggregationsLines, 0)
+		b.noAggregations = false
+		if err != nil {
+			return nil, fmt.Errorf("pipeline without aggregations: %w", err)
+		}
+		res.NoAggregations = &na
+		res.AggregationsRatio = res.Pipeline.LinesPerSecond / na.LinesPerSecond
+		say("  %.0f lines/s", na.LinesPerSecond)
 	}
 	if opts.HalfRateLines > 0 {
 		rate := res.Pipeline.LinesPerSecond / 2

@@ -11,10 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orderflow/orderflow/aggregate"
 	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/generator"
 	"github.com/orderflow/orderflow/metastore"
 	"github.com/orderflow/orderflow/status"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -99,7 +101,13 @@ func (b *bench) pipeline(ctx context.Context, lines int, rate float64) (RunFigur
 		if err != nil {
 			return fig, err
 		}
-		if n >= gen.Lines {
+		if n < gen.Lines {
+			continue
+		}
+		if done, err := b.aggregated(ctx, cfg, db, reader, gen); err != nil || done {
+			if err != nil {
+				return fig, err
+			}
 			break
 		}
 	}
@@ -198,9 +206,17 @@ func (b *bench) runConfig(name string) (*config.Config, string, error) {
 				m.Poison.Topic = rename(m.Poison.Topic)
 			}
 		}
-		if h.Processor == "deliver" {
+		if h.Processor == "deliver" || (b.noAggregations && h.Aggregate != nil) {
 			off := false
 			h.Enabled = &off
+		}
+		if a := h.Aggregate; a != nil {
+			if a.Repartition != "" {
+				a.Repartition = rename(a.Repartition)
+			}
+			if a.Window != nil && a.Window.Topic != "" {
+				a.Window.Topic = rename(a.Window.Topic)
+			}
 		}
 	}
 	port, err := freePort()
@@ -228,4 +244,34 @@ func (b *bench) runConfig(name string) (*config.Config, string, error) {
 	loaded.Kafka.Brokers = b.brokers
 	loaded.MongoDB.URI = b.cfg.MongoDB.URI
 	return loaded, file, nil
+}
+
+// aggregating reports whether the configuration runs aggregations.
+func aggregating(cfg *config.Config) bool {
+	for _, h := range cfg.Handlers {
+		if h.Aggregate != nil && h.IsEnabled() {
+			return true
+		}
+	}
+	return false
+}
+
+// aggregated reports whether the run's aggregations have caught up: with
+// order_price on, once it has counted every line that was not rejected
+// (its rollups are written once a second). Without it there is nothing to
+// wait for.
+func (b *bench) aggregated(ctx context.Context, cfg *config.Config, db *mongo.Database, reader *status.Reader, gen generator.Result) (bool, error) {
+	r := aggregate.NewReader(db, cfg)
+	if b.noAggregations || !slices.Contains(r.Names(), "order_price") {
+		return true, nil
+	}
+	rejected, err := reader.CountRecords(ctx, gen.FirstID, gen.LastID, status.Rejected)
+	if err != nil {
+		return false, err
+	}
+	v, err := r.View(ctx, "order_price", 0)
+	if err != nil {
+		return false, err
+	}
+	return int(v.Totals["lines"]) >= gen.Lines-rejected, nil
 }

@@ -37,6 +37,10 @@ func (r *Result) Print(w io.Writer) {
 		row("pipeline without order_status", group(int(nv.LinesPerSecond))+" lines/s", "", fmt.Sprintf("(%s lines)", group(nv.Lines)))
 		row("pipeline / pipeline without order_status", fmt.Sprintf("%.2f", r.ViewCost), ">= 0.9", check(r.ViewCost >= 0.9))
 	}
+	if na := r.NoAggregations; na != nil {
+		row("pipeline without the aggregations", group(int(na.LinesPerSecond))+" lines/s", "", fmt.Sprintf("(%s lines)", group(na.Lines)))
+		row("pipeline / pipeline without aggregations", fmt.Sprintf("%.2f", r.AggregationsRatio), ">= 0.85", check(r.AggregationsRatio >= 0.85))
+	}
 	row("pipeline / ceiling", fmt.Sprintf("%.3f", r.PipelineOverCeiling), fmt.Sprintf(">= %.1f", Goals.PipelineOverCeiling), check(r.PipelineOverCeiling >= Goals.PipelineOverCeiling))
 	if r.BaselineLPS > 0 {
 		row("plain baseline (lookup + update_one/msg)", fmt.Sprintf("%.1f lines/s", r.BaselineLPS), "", fmt.Sprintf("(%s lines)", group(r.BaselineLines)))
