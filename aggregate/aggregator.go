@@ -64,7 +64,9 @@ type Aggregator struct {
 	kick       chan struct{}
 	lastEmit   time.Time
 	lastRollup time.Time
-	lastPrune  time.Time
+	// toRestore are the partitions waiting for restorer.
+	toRestore   []*partState
+	restoreKick chan struct{}
 }
 
 // partState is one partition of the aggregation in this process.
@@ -99,7 +101,7 @@ func New(cfg Config) *Aggregator {
 		cfg.WriteTimeout = 10 * time.Second
 	}
 	return &Aggregator{cfg: cfg, spec: &spec, store: NewStore(cfg.DB, &spec, cfg.Aggregate),
-		log: cfg.Logger.With("aggregate", cfg.Name), parts: map[int32]*partState{}, kick: make(chan struct{}, 1)}
+		log: cfg.Logger.With("aggregate", cfg.Name), parts: map[int32]*partState{}, kick: make(chan struct{}, 1), restoreKick: make(chan struct{}, 1)}
 }
 
 // Add counts a line of a partition and returns once the state that counts
@@ -181,25 +183,95 @@ func (a *Aggregator) partition(ctx context.Context, id int32, claim context.Cont
 			a.dropLocked(ps, ErrPartitionLeft)
 		}
 	})
+	// Restored by Run's restorer, with the other partitions asking at the
+	// same time (after a rebalance, every one at once), in one read.
+	a.toRestore = append(a.toRestore, ps)
 	a.mu.Unlock()
-
-	rctx, cancel := context.WithTimeout(context.Background(), a.cfg.WriteTimeout)
-	state, ch, err := a.store.restore(rctx, id)
-	cancel()
-	a.mu.Lock()
-	if err != nil {
-		ps.err = failure.Unavailable(err)
-		if a.parts[id] == ps {
-			delete(a.parts, id)
-		}
-		ps.stopWatch()
-	} else {
-		ps.state, ps.chain = state, ch
-		a.log.Info("partition restored", "partition", id, "groups", len(state.groups), "watermark", formatTime(state.Watermark), "checkpoint", ch.seq)
+	select {
+	case a.restoreKick <- struct{}{}:
+	default:
 	}
-	close(ps.ready)
-	a.mu.Unlock()
+	select {
+	case <-ps.ready:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for %s partition %d to be restored: %w", a.spec.Name, id, ctx.Err())
+	}
 	return ps, ps.err
+}
+
+// restorer restores the partitions asked for, a batch at a time, until ctx
+// ends; then it fails what is still asked for.
+func (a *Aggregator) restorer(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			a.mu.Lock()
+			for _, ps := range a.toRestore {
+				ps.err = failure.Unavailable(fmt.Errorf("aggregate %s: shutting down", a.spec.Name))
+				close(ps.ready)
+			}
+			a.toRestore = nil
+			a.mu.Unlock()
+			return
+		case <-a.restoreKick:
+		}
+		// Let the other partitions of a rebalance ask too.
+		select {
+		case <-ctx.Done():
+			continue
+		case <-time.After(20 * time.Millisecond):
+		}
+		a.mu.Lock()
+		batch := a.toRestore
+		a.toRestore = nil
+		a.mu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
+		ids := make([]int32, len(batch))
+		for i, ps := range batch {
+			ids[i] = ps.id
+		}
+		rctx, cancel := context.WithTimeout(ctx, 3*a.cfg.WriteTimeout)
+		start := time.Now()
+		got, err := a.store.restore(rctx, ids)
+		cancel()
+		a.mu.Lock()
+		for _, ps := range batch {
+			if err != nil {
+				ps.err = failure.Unavailable(err)
+				if a.parts[ps.id] == ps {
+					delete(a.parts, ps.id)
+				}
+				ps.stopWatch()
+			} else {
+				ps.state, ps.chain = got[ps.id].state, got[ps.id].chain
+			}
+			close(ps.ready)
+		}
+		a.mu.Unlock()
+		if err == nil {
+			a.log.Info("partitions restored", "partitions", ids, "took", time.Since(start).Round(time.Millisecond))
+		}
+	}
+}
+
+// pruner deletes the checkpoints no restore needs, every few seconds.
+func (a *Aggregator) pruner(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, a.cfg.WriteTimeout)
+		if _, err := a.store.prune(pctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("old checkpoints not pruned; they are tried again", "error", err)
+		}
+		cancel()
+	}
 }
 
 // dropLocked forgets a partition, failing the lines waiting on it.
@@ -218,6 +290,17 @@ func (a *Aggregator) dropLocked(ps *partState, why error) {
 // Run flushes the state every flush interval, or sooner when max_pending
 // lines wait, until ctx ends; then it flushes once more and returns.
 func (a *Aggregator) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		a.restorer(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		a.pruner(ctx)
+	}()
+	defer wg.Wait()
 	t := time.NewTicker(a.cfg.Aggregate.FlushInterval.Duration)
 	defer t.Stop()
 	for {
@@ -246,13 +329,11 @@ func (a *Aggregator) Flush() {
 	a.mu.Lock()
 	emitDue := !a.spec.Complete && now.Sub(a.lastEmit) >= a.spec.EmitInterval
 	rollupDue := now.Sub(a.lastRollup) >= time.Second
-	pruneDue := now.Sub(a.lastPrune) >= 10*time.Second
 	var (
 		cps                       []*pendingCheckpoint
 		finished, closed, changed []Group
 		parts                     []flushed
 		rollups                   = map[int32]Rollup{}
-		prune                     = map[int32][2]int64{}
 		lines                     int
 	)
 	for _, ps := range a.parts {
@@ -286,9 +367,6 @@ func (a *Aggregator) Flush() {
 			rollups[ps.id] = ps.state.Rollup()
 			ps.rolled = false
 		}
-		if pruneDue {
-			prune[ps.id] = [2]int64{ps.chain.seq, ps.state.horizon() - ps.state.bucketWidth()}
-		}
 	}
 	a.pending = 0
 	if emitDue {
@@ -297,11 +375,8 @@ func (a *Aggregator) Flush() {
 	if rollupDue {
 		a.lastRollup = now
 	}
-	if pruneDue {
-		a.lastPrune = now
-	}
 	a.mu.Unlock()
-	if len(parts) == 0 && len(rollups) == 0 && len(prune) == 0 {
+	if len(parts) == 0 && len(rollups) == 0 {
 		return
 	}
 
@@ -310,11 +385,6 @@ func (a *Aggregator) Flush() {
 	err := a.write(ctx, cps, finished, closed, changed)
 	if err == nil && len(rollups) > 0 {
 		err = a.store.writeRollups(ctx, rollups)
-	}
-	if err == nil && len(prune) > 0 {
-		if perr := a.store.prune(ctx, prune); perr != nil {
-			a.log.Warn("old checkpoints not pruned; they are tried again", "error", perr)
-		}
 	}
 	if a.cfg.OnFlush != nil {
 		a.cfg.OnFlush(a.spec.Name, lines, time.Since(now), err)

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,7 +31,7 @@ const (
 
 // updateChunk bounds the updates of one command: FerretDB holds a
 // connection per matched statement until the command ends.
-const updateChunk = 20
+const updateChunk = 10
 
 // checkpoint is one document of CheckpointCollection. The state and the
 // lines it counted are one document, so they are written together or not
@@ -63,12 +64,25 @@ type Store struct {
 	rollups     *mongo.Collection
 	results     *mongo.Collection
 	windows     *mongo.Collection // nil without windows
+
+	// known are the checkpoints this process wrote or read, which it
+	// prunes once no restore needs them; heads are the newest of each
+	// partition it knows of.
+	mu    sync.Mutex
+	known map[string]knownCheckpoint
+	heads map[int32]knownCheckpoint
+}
+
+type knownCheckpoint struct {
+	partition int32
+	seq       int64
+	maxTime   int64
 }
 
 // NewStore returns the store of an aggregation.
 func NewStore(db *mongo.Database, spec *Spec, cfg config.AggregateConfig) *Store {
 	s := &Store{spec: spec, checkpoints: db.Collection(CheckpointCollection), rollups: db.Collection(RollupCollection),
-		results: db.Collection(cfg.Collection)}
+		results: db.Collection(cfg.Collection), known: map[string]knownCheckpoint{}, heads: map[int32]knownCheckpoint{}}
 	if cfg.Window != nil {
 		s.windows = db.Collection(cfg.Window.Collection)
 	}
@@ -83,24 +97,56 @@ type chain struct {
 	baseSeq     int64
 }
 
-// restore reads a partition's checkpoints and returns its state with the
-// chain its next checkpoints continue. A partition never checkpointed
-// starts empty.
-func (s *Store) restore(ctx context.Context, partition int32) (*Partition, chain, error) {
-	cur, err := s.checkpoints.Find(ctx, bson.D{{Key: "aggregate", Value: s.spec.Name}, {Key: "partition", Value: partition}})
+// restored is a partition's state as its checkpoints give it, and the
+// chain its next checkpoints continue.
+type restored struct {
+	state *Partition
+	chain chain
+}
+
+// restore reads the checkpoints of the partitions given, in one read (on
+// FerretDB any read but one by _id scans the collection), and returns
+// each one's state. A partition never checkpointed starts empty.
+func (s *Store) restore(ctx context.Context, partitions []int32) (map[int32]restored, error) {
+	filter := bson.D{{Key: "aggregate", Value: s.spec.Name}}
+	if len(partitions) == 1 {
+		filter = append(filter, bson.E{Key: "partition", Value: partitions[0]})
+	} else {
+		filter = append(filter, bson.E{Key: "partition", Value: bson.D{{Key: "$in", Value: partitions}}})
+	}
+	cur, err := s.checkpoints.Find(ctx, filter)
 	if err != nil {
-		return nil, chain{}, fmt.Errorf("read checkpoints of %s partition %d: %w", s.spec.Name, partition, err)
+		return nil, fmt.Errorf("read checkpoints of %s partitions %v: %w", s.spec.Name, partitions, err)
 	}
 	var docs []checkpoint
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, chain{}, fmt.Errorf("read checkpoints of %s partition %d: %w", s.spec.Name, partition, err)
+		return nil, fmt.Errorf("read checkpoints of %s partitions %v: %w", s.spec.Name, partitions, err)
 	}
+	byPartition := map[int32][]checkpoint{}
+	s.mu.Lock()
+	for _, d := range docs {
+		byPartition[d.Partition] = append(byPartition[d.Partition], d)
+		s.known[d.ID] = knownCheckpoint{partition: d.Partition, seq: d.Seq, maxTime: d.MaxTime}
+	}
+	s.mu.Unlock()
+	out := map[int32]restored{}
+	for _, p := range partitions {
+		r := s.restoreChain(byPartition[p])
+		s.mu.Lock()
+		s.heads[p] = knownCheckpoint{partition: p, seq: r.chain.seq, maxTime: r.state.Watermark}
+		s.mu.Unlock()
+		out[p] = r
+	}
+	return out, nil
+}
+
+// restoreChain returns the state of the newest checkpoint, with the lines
+// counted along its chain back through the runs it continued.
+func (s *Store) restoreChain(docs []checkpoint) restored {
 	next := chain{lineage: uuid.NewString()}
 	if len(docs) == 0 {
-		return NewPartition(s.spec), next, nil
+		return restored{state: NewPartition(s.spec), chain: next}
 	}
-	// The newest checkpoint, then its chain back through the runs it
-	// continued.
 	slices.SortFunc(docs, func(a, b checkpoint) int {
 		if c := cmpInt(b.Seq, a.Seq); c != 0 {
 			return c
@@ -125,7 +171,7 @@ func (s *Store) restore(ctx context.Context, partition int32) (*Partition, chain
 	}
 	next.seq = head.Seq
 	next.baseLineage, next.baseSeq = head.Lineage, head.Seq
-	return Restore(s.spec, head.State, seen), next, nil
+	return restored{state: Restore(s.spec, head.State, seen), chain: next}
 }
 
 // pendingCheckpoint is a partition's checkpoint to write.
@@ -191,6 +237,16 @@ func (s *Store) writeCheckpoints(ctx context.Context, cps []*pendingCheckpoint) 
 	if _, err := s.checkpoints.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true)); err != nil {
 		return fmt.Errorf("write %d checkpoints of %s: %w", len(docs), s.spec.Name, err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range docs {
+		c := d.(checkpoint)
+		k := knownCheckpoint{partition: c.Partition, seq: c.Seq, maxTime: c.MaxTime}
+		s.known[c.ID] = k
+		if k.seq >= s.heads[c.Partition].seq {
+			s.heads[c.Partition] = k
+		}
+	}
 	return nil
 }
 
@@ -216,23 +272,45 @@ func (s *Store) writeRollups(ctx context.Context, rollups map[int32]Rollup) erro
 	return nil
 }
 
-// prune deletes the checkpoints no restore reads any more: those of the
-// partitions given older than the seq given, whose lines are all older
-// than the time given (past the allowed lateness of the newest).
-func (s *Store) prune(ctx context.Context, before map[int32][2]int64) error {
-	if len(before) == 0 {
-		return nil
+// pruneBatch bounds the deletes of one prune: each is one statement of a
+// command of at most updateChunk.
+const pruneBatch = 200
+
+// prune deletes, by _id, checkpoints this process knows that no restore
+// reads any more: older than the newest of their partition it knows of,
+// with every line older than that one's allowed lateness. The newest
+// checkpoint of a partition is never deleted. It returns how many went.
+func (s *Store) prune(ctx context.Context) (int, error) {
+	lateness := s.spec.Lateness.Microseconds() + (&Partition{spec: s.spec}).bucketWidth()
+	s.mu.Lock()
+	var ids []string
+	for id, k := range s.known {
+		h, ok := s.heads[k.partition]
+		if ok && k.seq < h.seq && k.maxTime < h.maxTime-lateness {
+			ids = append(ids, id)
+			if len(ids) == pruneBatch {
+				break
+			}
+		}
 	}
-	var or bson.A
-	for p, b := range before {
-		or = append(or, bson.D{{Key: "partition", Value: p}, {Key: "seq", Value: bson.D{{Key: "$lt", Value: b[0]}}},
-			{Key: "max_time", Value: bson.D{{Key: "$lt", Value: b[1]}}}})
+	s.mu.Unlock()
+	deleted := 0
+	for chunk := range slices.Chunk(ids, updateChunk) {
+		models := make([]mongo.WriteModel, len(chunk))
+		for i, id := range chunk {
+			models[i] = mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: "_id", Value: id}})
+		}
+		if _, err := s.checkpoints.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
+			return deleted, fmt.Errorf("prune checkpoints of %s: %w", s.spec.Name, err)
+		}
+		s.mu.Lock()
+		for _, id := range chunk {
+			delete(s.known, id)
+		}
+		s.mu.Unlock()
+		deleted += len(chunk)
 	}
-	_, err := s.checkpoints.DeleteMany(ctx, bson.D{{Key: "aggregate", Value: s.spec.Name}, {Key: "$or", Value: or}})
-	if err != nil {
-		return fmt.Errorf("prune checkpoints of %s: %w", s.spec.Name, err)
-	}
-	return nil
+	return deleted, nil
 }
 
 // resultDoc is a group's result document: its key (typed as the line

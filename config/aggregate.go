@@ -90,8 +90,8 @@ const PartitionKeyField = "order_id"
 func (a *AggregateConfig) setDefaults() {
 	defStr(&a.Emit, EmitChanges)
 	defDur(&a.EmitInterval, time.Second)
-	defDur(&a.AllowedLateness, 2*time.Minute)
-	defDur(&a.FlushInterval, 100*time.Millisecond)
+	defDur(&a.AllowedLateness, time.Minute)
+	defDur(&a.FlushInterval, 200*time.Millisecond)
 	defInt(&a.MaxPending, 512)
 	for i := range a.Measures {
 		if a.Measures[i].Op == OpSum && a.Measures[i].Decimals == 0 {
