@@ -61,7 +61,8 @@ type View struct {
 	// the revenue); PerGroup divides them by Groups (the average order).
 	Totals   map[string]float64 `json:"totals"`
 	PerGroup map[string]float64 `json:"per_group"`
-	// Minutes are the last minutes of line time, oldest first.
+	// Minutes are the last minutes of line time, oldest first. Groups in
+	// a minute are the groups begun in it (for order_price, its orders).
 	Minutes []MinuteView `json:"minutes"`
 	// Top are the groups with the largest first measure (changes
 	// aggregations, whose groups are few), largest first.
@@ -129,7 +130,14 @@ func (r *Reader) View(ctx context.Context, name string, top int) (View, error) {
 			v.PerGroup[k] = float64(int64(t/float64(v.Groups)*100+0.5)) / 100
 		}
 	}
-	for _, start := range slices.Sorted(mapKeysInt(minutes)) {
+	v.Minutes = []MinuteView{}
+	starts := slices.Sorted(mapKeysInt(minutes))
+	if len(starts) > RollupMinutes {
+		// Each partition keeps its own last minutes: older ones than the
+		// newest RollupMinutes may be missing some partitions.
+		starts = starts[len(starts)-RollupMinutes:]
+	}
+	for _, start := range starts {
 		m := minutes[start]
 		v.Minutes = append(v.Minutes, MinuteView{Start: time.UnixMicro(start).UTC(), Groups: m.Groups, Totals: r.measures(rs.spec, m.Values)})
 	}
@@ -168,7 +176,12 @@ func (r *Reader) top(ctx context.Context, rs readSpec, n int) ([]map[string]any,
 	if err := cur.All(ctx, &docs); err != nil {
 		return nil, fmt.Errorf("read %s: %w", rs.collection, err)
 	}
-	slices.SortStableFunc(docs, func(a, b bson.M) int { return cmp.Compare(number(b[measure]), number(a[measure])) })
+	slices.SortStableFunc(docs, func(a, b bson.M) int {
+		if c := cmp.Compare(number(b[measure]), number(a[measure])); c != 0 {
+			return c
+		}
+		return cmp.Compare(fmt.Sprint(a["_id"]), fmt.Sprint(b["_id"])) // ties by key, for a stable order
+	})
 	out := make([]map[string]any, 0, min(n, len(docs)))
 	for _, d := range docs[:min(n, len(docs))] {
 		delete(d, "_id")

@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -33,13 +34,22 @@ const (
 // connection per matched statement until the command ends.
 const updateChunk = 10
 
-// checkpoint is one document of CheckpointCollection. The state and the
-// lines it counted are one document, so they are written together or not
-// at all: that is what makes a restart count nothing twice.
+// flushDoc is one document of CheckpointCollection: the checkpoints of
+// every partition one flush of one process wrote. A partition's state and
+// the lines it counted are in one document, so they are written together
+// or not at all: that is what makes a restart count nothing twice. One
+// document per flush, not per partition, keeps the writes, the pruning
+// deletes and the restore's read few.
+type flushDoc struct {
+	ID        string       `bson:"_id"`
+	Aggregate string       `bson:"aggregate"`
+	Written   time.Time    `bson:"written"`
+	Parts     []checkpoint `bson:"parts"`
+}
+
+// checkpoint is one partition's part of a flushDoc.
 type checkpoint struct {
-	ID        string `bson:"_id"`
-	Aggregate string `bson:"aggregate"`
-	Partition int32  `bson:"partition"`
+	Partition int32 `bson:"partition"`
 	// Seq orders a partition's checkpoints. Lineage names the run of
 	// checkpoints of one owner; Base* is the checkpoint that run began
 	// from, so that a restore reads one chain, never a mix of two owners'.
@@ -49,12 +59,48 @@ type checkpoint struct {
 	BaseSeq     int64  `bson:"base_seq"`
 	// Offsets are the lowest and highest input offsets counted since the
 	// previous checkpoint.
-	FromOffset int64      `bson:"from_offset"`
-	ToOffset   int64      `bson:"to_offset"`
-	MaxTime    int64      `bson:"max_time"`
-	Written    time.Time  `bson:"written"`
-	State      Snapshot   `bson:"state"`
-	Seen       []SeenLine `bson:"seen"`
+	FromOffset int64    `bson:"from_offset"`
+	ToOffset   int64    `bson:"to_offset"`
+	MaxTime    int64    `bson:"max_time"`
+	State      Snapshot `bson:"state"`
+	// Seen packs the ids and times of the lines counted (see packSeen):
+	// a binary value costs the server nothing to decode on a restore's
+	// scan, where an array of documents is decoded field by field.
+	Seen    []byte `bson:"seen"`
+	written time.Time
+}
+
+// packSeen packs lines as varints: order, line, time, each a delta from
+// the line before.
+func packSeen(lines []SeenLine) []byte {
+	b := make([]byte, 0, len(lines)*8)
+	var prev SeenLine
+	for _, l := range lines {
+		b = binary.AppendVarint(b, l.Order-prev.Order)
+		b = binary.AppendVarint(b, l.Line-prev.Line)
+		b = binary.AppendVarint(b, l.Time-prev.Time)
+		prev = l
+	}
+	return b
+}
+
+// unpackSeen reverses packSeen.
+func unpackSeen(b []byte) ([]SeenLine, error) {
+	var out []SeenLine
+	var prev SeenLine
+	for len(b) > 0 {
+		var d [3]int64
+		for i := range d {
+			v, n := binary.Varint(b)
+			if n <= 0 {
+				return nil, errors.New("checkpoint: seen lines are corrupt")
+			}
+			d[i], b = v, b[n:]
+		}
+		prev = SeenLine{LineID: LineID{Order: prev.Order + d[0], Line: prev.Line + d[1]}, Time: prev.Time + d[2]}
+		out = append(out, prev)
+	}
+	return out, nil
 }
 
 // Store keeps an aggregation's checkpoints and results in MongoDB.
@@ -68,9 +114,11 @@ type Store struct {
 	// known are the checkpoints this process wrote or read, which it
 	// prunes once no restore needs them; heads are the newest of each
 	// partition it knows of.
-	mu    sync.Mutex
-	known map[string]knownCheckpoint
-	heads map[int32]knownCheckpoint
+	mu      sync.Mutex
+	known   map[string][]knownCheckpoint // by flushDoc _id
+	heads   map[int32]knownCheckpoint
+	writer  string // names this process's flushDocs
+	flushes int64
 }
 
 type knownCheckpoint struct {
@@ -82,7 +130,8 @@ type knownCheckpoint struct {
 // NewStore returns the store of an aggregation.
 func NewStore(db *mongo.Database, spec *Spec, cfg config.AggregateConfig) *Store {
 	s := &Store{spec: spec, checkpoints: db.Collection(CheckpointCollection), rollups: db.Collection(RollupCollection),
-		results: db.Collection(cfg.Collection), known: map[string]knownCheckpoint{}, heads: map[int32]knownCheckpoint{}}
+		results: db.Collection(cfg.Collection), known: map[string][]knownCheckpoint{}, heads: map[int32]knownCheckpoint{},
+		writer: uuid.NewString()[:8]}
 	if cfg.Window != nil {
 		s.windows = db.Collection(cfg.Window.Collection)
 	}
@@ -108,30 +157,32 @@ type restored struct {
 // FerretDB any read but one by _id scans the collection), and returns
 // each one's state. A partition never checkpointed starts empty.
 func (s *Store) restore(ctx context.Context, partitions []int32) (map[int32]restored, error) {
-	filter := bson.D{{Key: "aggregate", Value: s.spec.Name}}
-	if len(partitions) == 1 {
-		filter = append(filter, bson.E{Key: "partition", Value: partitions[0]})
-	} else {
-		filter = append(filter, bson.E{Key: "partition", Value: bson.D{{Key: "$in", Value: partitions}}})
-	}
-	cur, err := s.checkpoints.Find(ctx, filter)
+	cur, err := s.checkpoints.Find(ctx, bson.D{{Key: "aggregate", Value: s.spec.Name}})
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoints of %s partitions %v: %w", s.spec.Name, partitions, err)
 	}
-	var docs []checkpoint
+	var docs []flushDoc
 	if err := cur.All(ctx, &docs); err != nil {
 		return nil, fmt.Errorf("read checkpoints of %s partitions %v: %w", s.spec.Name, partitions, err)
 	}
 	byPartition := map[int32][]checkpoint{}
 	s.mu.Lock()
 	for _, d := range docs {
-		byPartition[d.Partition] = append(byPartition[d.Partition], d)
-		s.known[d.ID] = knownCheckpoint{partition: d.Partition, seq: d.Seq, maxTime: d.MaxTime}
+		if _, ok := s.known[d.ID]; !ok {
+			s.known[d.ID] = knownOf(d)
+		}
+		for _, c := range d.Parts {
+			c.written = d.Written
+			byPartition[c.Partition] = append(byPartition[c.Partition], c)
+		}
 	}
 	s.mu.Unlock()
 	out := map[int32]restored{}
 	for _, p := range partitions {
-		r := s.restoreChain(byPartition[p])
+		r, err := s.restoreChain(byPartition[p])
+		if err != nil {
+			return nil, err
+		}
 		s.mu.Lock()
 		s.heads[p] = knownCheckpoint{partition: p, seq: r.chain.seq, maxTime: r.state.Watermark}
 		s.mu.Unlock()
@@ -142,16 +193,16 @@ func (s *Store) restore(ctx context.Context, partitions []int32) (map[int32]rest
 
 // restoreChain returns the state of the newest checkpoint, with the lines
 // counted along its chain back through the runs it continued.
-func (s *Store) restoreChain(docs []checkpoint) restored {
+func (s *Store) restoreChain(docs []checkpoint) (restored, error) {
 	next := chain{lineage: uuid.NewString()}
 	if len(docs) == 0 {
-		return restored{state: NewPartition(s.spec), chain: next}
+		return restored{state: NewPartition(s.spec), chain: next}, nil
 	}
 	slices.SortFunc(docs, func(a, b checkpoint) int {
 		if c := cmpInt(b.Seq, a.Seq); c != 0 {
 			return c
 		}
-		return b.Written.Compare(a.Written)
+		return b.written.Compare(a.written)
 	})
 	head := docs[0]
 	var seen []SeenLine
@@ -160,7 +211,11 @@ func (s *Store) restoreChain(docs []checkpoint) restored {
 		base, baseSeq := "", int64(0)
 		for _, d := range docs {
 			if d.Lineage == lineage && d.Seq <= upto {
-				seen = append(seen, d.Seen...)
+				lines, err := unpackSeen(d.Seen)
+				if err != nil {
+					return restored{}, fmt.Errorf("restore %s partition %d: %w", s.spec.Name, d.Partition, err)
+				}
+				seen = append(seen, lines...)
 				base, baseSeq = d.BaseLineage, d.BaseSeq
 			}
 		}
@@ -171,7 +226,7 @@ func (s *Store) restoreChain(docs []checkpoint) restored {
 	}
 	next.seq = head.Seq
 	next.baseLineage, next.baseSeq = head.Lineage, head.Seq
-	return restored{state: Restore(s.spec, head.State, seen), chain: next}
+	return restored{state: Restore(s.spec, head.State, seen), chain: next}, nil
 }
 
 // pendingCheckpoint is a partition's checkpoint to write.
@@ -183,14 +238,20 @@ type pendingCheckpoint struct {
 	seen      []SeenLine
 }
 
-func (s *Store) checkpointDoc(c *pendingCheckpoint) checkpoint {
-	maxTime := c.state.Watermark
+func checkpointOf(c *pendingCheckpoint) checkpoint {
 	return checkpoint{
-		ID:        s.spec.Name + "/" + strconv.Itoa(int(c.partition)) + "/" + strconv.FormatInt(c.chain.seq, 10) + "/" + c.chain.lineage[:8],
-		Aggregate: s.spec.Name, Partition: c.partition, Seq: c.chain.seq, Lineage: c.chain.lineage,
+		Partition: c.partition, Seq: c.chain.seq, Lineage: c.chain.lineage,
 		BaseLineage: c.chain.baseLineage, BaseSeq: c.chain.baseSeq, FromOffset: c.from, ToOffset: c.to,
-		MaxTime: maxTime, Written: time.Now().UTC().Truncate(time.Millisecond), State: c.state, Seen: c.seen,
+		MaxTime: c.state.Watermark, State: c.state, Seen: packSeen(c.seen),
 	}
+}
+
+func knownOf(d flushDoc) []knownCheckpoint {
+	out := make([]knownCheckpoint, len(d.Parts))
+	for i, c := range d.Parts {
+		out[i] = knownCheckpoint{partition: c.Partition, seq: c.Seq, maxTime: c.MaxTime}
+	}
+	return out
 }
 
 // writeResults writes the groups a flush finished (once each: a copy is
@@ -228,23 +289,25 @@ func (s *Store) writeResults(ctx context.Context, finished, closed, changed []Gr
 	return nil
 }
 
-// writeCheckpoints inserts the checkpoints of a flush, one per partition.
+// writeCheckpoints inserts the checkpoints of a flush, one document.
 func (s *Store) writeCheckpoints(ctx context.Context, cps []*pendingCheckpoint) error {
-	docs := make([]any, len(cps))
-	for i, c := range cps {
-		docs[i] = s.checkpointDoc(c)
+	s.mu.Lock()
+	s.flushes++
+	doc := flushDoc{ID: s.spec.Name + "/" + s.writer + "/" + strconv.FormatInt(s.flushes, 10), Aggregate: s.spec.Name,
+		Written: time.Now().UTC().Truncate(time.Millisecond)}
+	s.mu.Unlock()
+	for _, c := range cps {
+		doc.Parts = append(doc.Parts, checkpointOf(c))
 	}
-	if _, err := s.checkpoints.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true)); err != nil {
-		return fmt.Errorf("write %d checkpoints of %s: %w", len(docs), s.spec.Name, err)
+	if _, err := s.checkpoints.InsertOne(ctx, doc); err != nil {
+		return fmt.Errorf("write the checkpoints of %d partitions of %s: %w", len(cps), s.spec.Name, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, d := range docs {
-		c := d.(checkpoint)
-		k := knownCheckpoint{partition: c.Partition, seq: c.Seq, maxTime: c.MaxTime}
-		s.known[c.ID] = k
-		if k.seq >= s.heads[c.Partition].seq {
-			s.heads[c.Partition] = k
+	s.known[doc.ID] = knownOf(doc)
+	for _, k := range s.known[doc.ID] {
+		if k.seq >= s.heads[k.partition].seq {
+			s.heads[k.partition] = k
 		}
 	}
 	return nil
@@ -276,17 +339,25 @@ func (s *Store) writeRollups(ctx context.Context, rollups map[int32]Rollup) erro
 // command of at most updateChunk.
 const pruneBatch = 200
 
-// prune deletes, by _id, checkpoints this process knows that no restore
-// reads any more: older than the newest of their partition it knows of,
-// with every line older than that one's allowed lateness. The newest
-// checkpoint of a partition is never deleted. It returns how many went.
+// prune deletes, by _id, the flush documents this process knows that no
+// restore reads any more: each of their checkpoints older than the newest
+// of its partition this process knows of, with every line older than that
+// one's allowed lateness. The newest checkpoint of a partition is never
+// deleted. It returns how many documents went.
 func (s *Store) prune(ctx context.Context) (int, error) {
 	lateness := s.spec.Lateness.Microseconds() + (&Partition{spec: s.spec}).bucketWidth()
 	s.mu.Lock()
 	var ids []string
-	for id, k := range s.known {
-		h, ok := s.heads[k.partition]
-		if ok && k.seq < h.seq && k.maxTime < h.maxTime-lateness {
+	for id, parts := range s.known {
+		stale := true
+		for _, k := range parts {
+			h, ok := s.heads[k.partition]
+			if !ok || k.seq >= h.seq || k.maxTime >= h.maxTime-lateness {
+				stale = false
+				break
+			}
+		}
+		if stale {
 			ids = append(ids, id)
 			if len(ids) == pruneBatch {
 				break

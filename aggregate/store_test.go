@@ -100,3 +100,19 @@ func TestCheckpointsRestoreTheChainAndArePruned(t *testing.T) {
 		t.Fatalf("restored after pruning: %d lines, want 40", total)
 	}
 }
+
+func TestSeenLinesPackAndUnpack(t *testing.T) {
+	lines := []SeenLine{{LineID{Order: 11100, Line: 1}, t0.UnixMicro()}, {LineID{Order: 7, Line: 1448}, t0.UnixMicro() - 5}, {LineID{Order: 1 << 40, Line: 0}, 0}}
+	got, err := unpackSeen(packSeen(lines))
+	if err != nil || len(got) != len(lines) {
+		t.Fatalf("unpacked %v, %v", got, err)
+	}
+	for i := range lines {
+		if got[i] != lines[i] {
+			t.Fatalf("line %d: %+v, want %+v", i, got[i], lines[i])
+		}
+	}
+	if _, err := unpackSeen([]byte{0x80}); err == nil {
+		t.Fatal("a truncated value unpacked")
+	}
+}
