@@ -68,6 +68,8 @@ type Pipeline struct {
 	lookups chan struct{}
 	groups  *groupHealth // every group of the configuration, seen from the broker
 	reader  *status.Reader
+	// current reads the order_status view when it is kept (nil if not).
+	current *status.ViewReader
 	// aggregators run beside the router, flushing their state.
 	aggregators []*aggregate.Aggregator
 	handlers    []string
@@ -150,6 +152,7 @@ func NewPipeline(ctx context.Context, cfg *config.Config, opts Options) (p *Pipe
 	}
 	p.metrics.Registry.MustRegister(metastore.NewCollector(p.cache))
 	p.reader = StatusReader(cfg, p.mongo.DB)
+	p.current = CurrentStatusReader(cfg, p.mongo.DB)
 	if cfg.Status.OrderStatusEnabled() {
 		if err := status.EnsureViewIndexes(ctx, p.mongo.DB); err != nil {
 			return nil, err
@@ -218,16 +221,26 @@ func (p *Pipeline) deps() (handlers.Deps, error) {
 		Logger:    p.log,
 		Delivery: handlers.DeliveryConfig{
 			AssemblyTimeout: p.cfg.Delivery.AssemblyTimeout.Duration,
-			Delivered: func(ctx context.Context, id int64) (map[int]bool, error) {
+			Delivered: func(ctx context.Context, id int64, line int) (bool, error) {
+				// A delivered order's lines all were: one find by _id
+				// in order_status answers most stragglers, without a
+				// read of the order's records (which scans them on
+				// FerretDB, two at a time).
+				if p.current != nil {
+					if done, err := p.current.Reached(ctx, id, status.Delivered); err != nil || done {
+						return done, err
+					}
+				}
 				o, err := p.lookupOrder(ctx, id)
 				if err != nil || o == nil {
-					return nil, err
+					return false, err
 				}
-				done := map[int]bool{}
 				for _, l := range o.Progress {
-					done[l.Line] = l.Status == status.Delivered
+					if l.Line == line {
+						return l.Status == status.Delivered, nil
+					}
 				}
-				return done, nil
+				return false, nil
 			},
 		},
 	}

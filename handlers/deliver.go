@@ -38,10 +38,10 @@ type DeliveryConfig struct {
 	// AssemblyTimeout is how long a line waits for its order's other
 	// external lines.
 	AssemblyTimeout time.Duration
-	// Delivered reports the lines of an order already recorded as
+	// Delivered reports whether a line of an order is already recorded as
 	// delivered. It is asked only when a line waited in vain, to tell a
 	// redelivered straggler of a delivered order from a real gap.
-	Delivered func(ctx context.Context, orderID int64) (map[int]bool, error)
+	Delivered func(ctx context.Context, orderID int64, line int) (bool, error)
 }
 
 // Deliverer is the delivery stage. Each external line waits, in its own
@@ -120,7 +120,7 @@ func (d *Deliverer) Process(ctx context.Context, line order.Line) (Outcome, erro
 		select {
 		case <-straggler.C:
 			if d.cfg.Delivered != nil {
-				if done, err := d.cfg.Delivered(ctx, line.OrderID); err == nil && done[line.LineIndex] {
+				if done, err := d.cfg.Delivered(ctx, line.OrderID, line.LineIndex); err == nil && done {
 					d.leave(line)
 					return Outcome{Settled: true}, nil
 				}
@@ -141,7 +141,7 @@ func (d *Deliverer) Process(ctx context.Context, line order.Line) (Outcome, erro
 		case <-timer.C:
 			missing := d.leave(line)
 			if d.cfg.Delivered != nil {
-				if done, err := d.cfg.Delivered(ctx, line.OrderID); err == nil && done[line.LineIndex] {
+				if done, err := d.cfg.Delivered(ctx, line.OrderID, line.LineIndex); err == nil && done {
 					// A straggler of an order delivered before a restart.
 					return Outcome{Settled: true}, nil
 				}

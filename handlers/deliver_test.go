@@ -116,7 +116,7 @@ func TestDeliverFailuresAndTimeouts(t *testing.T) {
 	proc, _ := NewDeliverer(Deps{Status: st, Delivery: DeliveryConfig{
 		AssemblyTimeout: 100 * time.Millisecond,
 		Partners:        []Partner{{Name: "two", RouteIDs: []int{2}, Sink: refused}},
-		Delivered:       func(context.Context, int64) (map[int]bool, error) { return map[int]bool{}, nil },
+		Delivered:       func(context.Context, int64, int) (bool, error) { return false, nil },
 	}})
 	lines := routed(t, 1003)
 	_, err := proc(context.Background(), lines[0])
@@ -159,7 +159,7 @@ func TestDeliverStragglerOfDeliveredOrderIsSettled(t *testing.T) {
 	proc, _ := NewDeliverer(Deps{Status: &memStatus{}, Delivery: DeliveryConfig{
 		AssemblyTimeout: 50 * time.Millisecond,
 		Partners:        []Partner{{Name: "two", RouteIDs: []int{2}, Sink: &memSink{}}},
-		Delivered:       func(context.Context, int64) (map[int]bool, error) { return map[int]bool{0: true, 1: true}, nil },
+		Delivered:       func(_ context.Context, _ int64, line int) (bool, error) { return line == 0 || line == 1, nil },
 	}})
 	lines := routed(t, 1003, 1003)
 	out, err := proc(context.Background(), lines[1])

@@ -150,10 +150,16 @@ func TestViewReadsAndOpenOrders(t *testing.T) {
 	if err != nil || total != 2 || len(stuck) != 2 {
 		t.Fatalf("stuck: %v %d %v", stuck, total, err)
 	}
+	if done, err := r.Reached(ctx, 7, Delivered); err != nil || done {
+		t.Fatalf("order 7 reached delivered before its delivery: %v %v", done, err)
+	}
 	// Delivered: final, out of the open orders.
 	del := Record{OrderID: 7, Line: 0, Lines: 1, Status: Delivered, Expect: 1}
 	if err := v.write(ctx, v.transitions([]Record{del}, time.Now())); err != nil {
 		t.Fatal(err)
+	}
+	if done, err := r.Reached(ctx, 7, Delivered); err != nil || !done {
+		t.Fatalf("order 7 did not reach delivered: %v %v", done, err)
 	}
 	if stuck, total, err = r.Stuck(ctx, time.Minute, 10); err != nil || total != 1 || stuck[0].ID != 6 {
 		t.Fatalf("stuck after a delivery: %v %d %v", stuck, total, err)

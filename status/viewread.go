@@ -10,6 +10,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // ViewReader reads order statuses from the view (ViewCollection), its
@@ -29,6 +30,20 @@ type ViewReader struct {
 func NewViewReader(db *mongo.Database, deliveryEnabled bool) *ViewReader {
 	return &ViewReader{view: db.Collection(ViewCollection), counts: db.Collection(CountsCollection),
 		open: db.Collection(OpenCollection), DeliveryEnabled: deliveryEnabled}
+}
+
+// Reached reports whether order id has reached status st, by one find by
+// _id of its view document: the cheapest question the view answers.
+func (r *ViewReader) Reached(ctx context.Context, id int64, st Status) (bool, error) {
+	err := r.view.FindOne(ctx, bson.D{{Key: "_id", Value: strconv.FormatInt(id, 10) + "-" + string(st)}},
+		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("read order %d from %s: %w", id, ViewCollection, err)
+	}
+	return true, nil
 }
 
 // viewStatuses are the statuses an order can have a view document for.
