@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -137,7 +138,7 @@ func (r *Rollup) add(at int64, values []int64, newGroup bool) {
 		r.Values[i] += v
 	}
 	minute := at - at%int64(time.Minute/time.Microsecond)
-	i, found := slices.BinarySearchFunc(r.Minutes, minute, func(m MinuteRollup, s int64) int { return cmpInt(m.Start, s) })
+	i, found := slices.BinarySearchFunc(r.Minutes, minute, func(m MinuteRollup, s int64) int { return cmp.Compare(m.Start, s) })
 	if !found {
 		if len(r.Minutes) >= RollupMinutes && i == 0 {
 			// Older than every minute kept: in the totals only.
@@ -361,7 +362,7 @@ func (p *Partition) Changed() []Group {
 		}
 	}
 	clear(p.dirty)
-	slices.SortFunc(out, func(a, b Group) int { return cmpString(a.Key, b.Key) })
+	slices.SortFunc(out, func(a, b Group) int { return cmp.Compare(a.Key, b.Key) })
 	return out
 }
 
@@ -427,24 +428,4 @@ func Restore(spec *Spec, s Snapshot, seen []SeenLine) *Partition {
 		}
 	}
 	return p
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -199,7 +200,7 @@ func (s *Store) restoreChain(docs []checkpoint) (restored, error) {
 		return restored{state: NewPartition(s.spec), chain: next}, nil
 	}
 	slices.SortFunc(docs, func(a, b checkpoint) int {
-		if c := cmpInt(b.Seq, a.Seq); c != 0 {
+		if c := cmp.Compare(b.Seq, a.Seq); c != 0 {
 			return c
 		}
 		return b.written.Compare(a.written)

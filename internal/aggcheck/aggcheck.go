@@ -46,26 +46,23 @@ type orderCount struct {
 func Recount(t testing.TB, brokers []string) (orders map[int64]orderCount, locations map[int64]int64, copies int) {
 	t.Helper()
 	orders, locations = map[int64]orderCount{}, map[int64]int64{}
-	seen := map[lineID]bool{}
-	for _, r := range testenv.ReadTopic(t, brokers, "enriched_order_details") {
-		l, err := order.DecodeLine(r.Value)
-		if err != nil {
-			continue
-		}
-		id := lineID{l.OrderID, l.Ident()}
-		if seen[id] {
-			copies++
-			continue
-		}
-		seen[id] = true
+	copies = distinctLines(t, brokers, "enriched_order_details", func(l order.Line) {
 		c := orders[l.OrderID]
 		c.cents += int64(math.Round(l.ProductPrice * 100))
 		c.lines++
 		c.lineCount = l.LineCount
 		orders[l.OrderID] = c
-	}
-	clear(seen)
-	for _, r := range testenv.ReadTopic(t, brokers, "internal_routed_order") {
+	})
+	copies += distinctLines(t, brokers, "internal_routed_order", func(l order.Line) { locations[l.ToLocation]++ })
+	return orders, locations, copies
+}
+
+// distinctLines calls each with the first copy of every line of a topic,
+// and returns how many copies it left out.
+func distinctLines(t testing.TB, brokers []string, topic string, each func(order.Line)) (copies int) {
+	t.Helper()
+	seen := map[lineID]bool{}
+	for _, r := range testenv.ReadTopic(t, brokers, topic) {
 		l, err := order.DecodeLine(r.Value)
 		if err != nil {
 			continue
@@ -76,9 +73,9 @@ func Recount(t testing.TB, brokers []string) (orders map[int64]orderCount, locat
 			continue
 		}
 		seen[id] = true
-		locations[l.ToLocation]++
+		each(l)
 	}
-	return orders, locations, copies
+	return copies
 }
 
 // Compare reads the order_price and location_product_count collections and
