@@ -15,3 +15,8 @@ func TestBrokerTrouble(t *testing.T) { brokerTrouble(t, 20000, 1000) }
 func TestSIGTERM(t *testing.T)       { sigterm(t, 20000, 2000) }
 func TestTwoRouters(t *testing.T)    { twoRouters(t, 20000, 1000) }
 func TestSoak(t *testing.T)          { soak(t, 400_000) }
+
+// TestSmallBrokerTrouble is the broker scenario at the short runs' size,
+// for its figures where the full one does not finish (docs/reliability.md).
+// It is not among the short runs: 1 run in 4 failed.
+func TestSmallBrokerTrouble(t *testing.T) { brokerTrouble(t, 1500, 300) }
