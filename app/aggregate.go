@@ -79,6 +79,7 @@ func repartition(field string) message.HandlerFunc {
 // emitter publishes an aggregation's results, each keyed by its group.
 type emitter struct{ pub message.Publisher }
 
+// Emit publishes the records to topic, each keyed by its group.
 func (e emitter) Emit(topic string, recs []aggregate.Record) error {
 	msgs := make([]*message.Message, len(recs))
 	for i, r := range recs {
