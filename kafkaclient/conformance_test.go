@@ -2,9 +2,11 @@ package kafkaclient
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,15 +22,50 @@ import (
 // (SubscribeInitialize), as the pipeline does with EnsureTopics; it hides
 // watermill-kafka's own SubscribeInitialize, which needs topic details the
 // pipeline does not give it.
+//
+// Each topic is consumed in a group of its own (the group's name and the
+// topic), as every handler of the pipeline consumes one topic in one group:
+// a Sarama group whose members subscribe to different topics rebalances
+// at every join, and TestTopic (one subscriber, two topics) then waited out
+// its 15 s now and then.
 type initializingSubscriber struct {
-	message.Subscriber
+	newSub  func(group string) (message.Subscriber, error)
+	group   string
 	brokers []string
+
+	mu   sync.Mutex
+	subs map[string]message.Subscriber
 }
 
-func (s initializingSubscriber) SubscribeInitialize(topic string) error {
+func (s *initializingSubscriber) SubscribeInitialize(topic string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return kafkapubsub.EnsureTopics(ctx, s.brokers, nil, map[string]int32{topic: 8}, 1, nil)
+}
+
+func (s *initializingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s.mu.Lock()
+	sub := s.subs[topic]
+	if sub == nil {
+		var err error
+		if sub, err = s.newSub(s.group + "." + topic); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+		s.subs[topic] = sub
+	}
+	s.mu.Unlock()
+	return sub.Subscribe(ctx, topic)
+}
+
+func (s *initializingSubscriber) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, sub := range s.subs {
+		errs = append(errs, sub.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // TestConformanceWatermillKafka runs Watermill's Pub/Sub test suite against
@@ -51,11 +88,7 @@ func TestConformanceWatermillKafka(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sub, err := k.NewSubscriber(group)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pub, initializingSubscriber{Subscriber: sub, brokers: brokers}
+		return pub, &initializingSubscriber{newSub: k.NewSubscriber, group: group, brokers: brokers, subs: map[string]message.Subscriber{}}
 	}
 	ownGroup := func(t *testing.T) (message.Publisher, message.Subscriber) {
 		t.Helper()
