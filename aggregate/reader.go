@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -131,7 +132,7 @@ func (r *Reader) View(ctx context.Context, name string, top int) (View, error) {
 		}
 	}
 	v.Minutes = []MinuteView{}
-	starts := slices.Sorted(mapKeysInt(minutes))
+	starts := slices.Sorted(maps.Keys(minutes))
 	if len(starts) > RollupMinutes {
 		// Each partition keeps its own last minutes: older ones than the
 		// newest RollupMinutes may be missing some partitions.
@@ -224,15 +225,5 @@ func number(v any) float64 {
 func addValues(dst, src []int64) {
 	for i := range min(len(dst), len(src)) {
 		dst[i] += src[i]
-	}
-}
-
-func mapKeysInt[V any](m map[int64]V) func(func(int64) bool) {
-	return func(yield func(int64) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -95,7 +96,7 @@ location_product_count). Every read is of small collections or by _id.`,
 
 func printView(g *globals, v aggregate.View) {
 	fmt.Fprintf(g.stdout, "%s (by %s, collection %s): %d groups", v.Name, v.GroupBy, v.Collection, v.Groups)
-	for _, k := range slices.Sorted(mapKeys(v.Totals)) {
+	for _, k := range slices.Sorted(maps.Keys(v.Totals)) {
 		fmt.Fprintf(g.stdout, ", %s %s", k, formatNumber(v.Totals[k]))
 		if v.Groups > 0 {
 			fmt.Fprintf(g.stdout, " (%s a group)", formatNumber(v.PerGroup[k]))
@@ -106,7 +107,7 @@ func printView(g *globals, v aggregate.View) {
 		fmt.Fprintln(g.stdout, "  last minutes:")
 		for _, m := range v.Minutes[max(0, len(v.Minutes)-5):] {
 			fmt.Fprintf(g.stdout, "    %s  %d groups", m.Start.Format("2006-01-02 15:04"), m.Groups)
-			for _, k := range slices.Sorted(mapKeys(m.Totals)) {
+			for _, k := range slices.Sorted(maps.Keys(m.Totals)) {
 				fmt.Fprintf(g.stdout, ", %s %s", k, formatNumber(m.Totals[k]))
 			}
 			fmt.Fprintln(g.stdout)
@@ -123,7 +124,7 @@ func printView(g *globals, v aggregate.View) {
 // describeFields writes a result's fields as key=value, in key order.
 func describeFields(m map[string]any) string {
 	var parts []string
-	for _, k := range slices.Sorted(mapKeys(m)) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		parts = append(parts, fmt.Sprintf("%s=%v", k, m[k]))
 	}
 	return strings.Join(parts, " ")
@@ -136,16 +137,7 @@ func formatNumber(f float64) string {
 	return fmt.Sprintf("%.2f", f)
 }
 
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
+// printJSON writes v to stdout as indented JSON, for every --json.
 func printJSON(g *globals, v any) error {
 	enc := json.NewEncoder(g.stdout)
 	enc.SetIndent("", "  ")

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -93,9 +92,7 @@ func runPoison(ctx context.Context, g *globals, f *poisonFlags, replay bool) err
 	}
 	if !replay {
 		if f.asJSON {
-			enc := json.NewEncoder(g.stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(selected)
+			return printJSON(g, selected)
 		}
 		for _, e := range selected {
 			replayed := ""

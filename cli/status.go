@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -109,9 +108,7 @@ func printStatusJSON(g *globals, ids []int64, orders []*status.Order, sum status
 			missing = append(missing, id)
 		}
 	}
-	enc := json.NewEncoder(g.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(struct {
+	return printJSON(g, struct {
 		Orders  []*status.Order `json:"orders"`
 		Unknown []int64         `json:"unknown,omitempty"`
 		Summary status.Summary  `json:"summary"`

@@ -8,6 +8,7 @@ package aggcheck
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"testing"
@@ -129,7 +130,9 @@ func Compare(ctx context.Context, t testing.TB, brokers []string, db *mongo.Data
 			res.Wrong = append(res.Wrong, fmt.Sprintf("location %d has no to_location_name", c.ToLocation))
 		}
 	}
-	for _, loc := range slices.Sorted(mapKeys(locations, have)) {
+	both := maps.Clone(locations)
+	maps.Copy(both, have)
+	for _, loc := range slices.Sorted(maps.Keys(both)) {
 		if have[loc] != locations[loc] {
 			res.Wrong = append(res.Wrong, fmt.Sprintf("location %d: location_product_count says %d lines, the recount %d", loc, have[loc], locations[loc]))
 		}
@@ -164,20 +167,4 @@ func findAll(ctx context.Context, coll *mongo.Collection, out any) error {
 		return fmt.Errorf("read %s: %w", coll.Name(), err)
 	}
 	return nil
-}
-
-func mapKeys(ms ...map[int64]int64) func(func(int64) bool) {
-	return func(yield func(int64) bool) {
-		seen := map[int64]bool{}
-		for _, m := range ms {
-			for k := range m {
-				if !seen[k] {
-					seen[k] = true
-					if !yield(k) {
-						return
-					}
-				}
-			}
-		}
-	}
 }
