@@ -16,7 +16,6 @@ import (
 	"github.com/orderflow/orderflow/generator"
 	"github.com/orderflow/orderflow/metastore"
 	"github.com/orderflow/orderflow/status"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -71,6 +70,8 @@ func (b *bench) pipeline(ctx context.Context, lines int, rate float64) (RunFigur
 		gen, genErr = generator.Generate(ctx, cfg, genOpts)
 	}()
 	reader := status.NewReader(db.Collection(status.Collection), false)
+	aggs := aggregate.NewReader(db, cfg)
+	countable := -1 // the lines order_price counts, once all are routed
 	var rss []float64
 	lastSample := time.Time{}
 	generated := false
@@ -97,14 +98,23 @@ func (b *bench) pipeline(ctx context.Context, lines int, rate float64) (RunFigur
 		if !generated {
 			continue
 		}
-		n, err := reader.CountRecords(ctx, gen.FirstID, gen.LastID, status.Routed, status.Rejected)
-		if err != nil {
-			return fig, err
+		if countable < 0 {
+			n, err := reader.CountRecords(ctx, gen.FirstID, gen.LastID, status.Routed, status.Rejected)
+			if err != nil {
+				return fig, err
+			}
+			if n < gen.Lines {
+				continue
+			}
+			// Every line is routed or rejected: what order_price must
+			// count is known once, and only its rollups are read after.
+			rejected, err := reader.CountRecords(ctx, gen.FirstID, gen.LastID, status.Rejected)
+			if err != nil {
+				return fig, err
+			}
+			countable = gen.Lines - rejected
 		}
-		if n < gen.Lines {
-			continue
-		}
-		if done, err := b.aggregated(ctx, cfg, db, reader, gen); err != nil || done {
+		if done, err := b.aggregated(ctx, aggs, countable); err != nil || done {
 			if err != nil {
 				return fig, err
 			}
@@ -257,21 +267,16 @@ func aggregating(cfg *config.Config) bool {
 }
 
 // aggregated reports whether the run's aggregations have caught up: with
-// order_price on, once it has counted every line that was not rejected
-// (its rollups are written once a second). Without it there is nothing to
-// wait for.
-func (b *bench) aggregated(ctx context.Context, cfg *config.Config, db *mongo.Database, reader *status.Reader, gen generator.Result) (bool, error) {
-	r := aggregate.NewReader(db, cfg)
+// order_price on, once it has counted the countable lines, every line that
+// was not rejected (its rollups are written once a second). Without it
+// there is nothing to wait for.
+func (b *bench) aggregated(ctx context.Context, r *aggregate.Reader, countable int) (bool, error) {
 	if b.noAggregations || !slices.Contains(r.Names(), "order_price") {
 		return true, nil
-	}
-	rejected, err := reader.CountRecords(ctx, gen.FirstID, gen.LastID, status.Rejected)
-	if err != nil {
-		return false, err
 	}
 	v, err := r.View(ctx, "order_price", 0)
 	if err != nil {
 		return false, err
 	}
-	return int(v.Totals["lines"]) >= gen.Lines-rejected, nil
+	return int(v.Totals["lines"]) >= countable, nil
 }
