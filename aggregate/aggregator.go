@@ -162,19 +162,27 @@ func (a *Aggregator) partition(ctx context.Context, id int32, claim context.Cont
 		a.dropLocked(ps, ErrPartitionLeft)
 		ps = nil
 	}
-	if ps != nil {
-		a.mu.Unlock()
-		select {
-		case <-ps.ready:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for %s partition %d to be restored: %w", a.spec.Name, id, ctx.Err())
-		}
-		if ps.err != nil {
-			return nil, ps.err
-		}
-		return ps, nil
+	if ps == nil {
+		ps = a.startRestoreLocked(id, claim)
 	}
-	ps = &partState{id: id, claim: claim, ready: make(chan struct{})}
+	a.mu.Unlock()
+	select {
+	case <-ps.ready:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for %s partition %d to be restored: %w", a.spec.Name, id, ctx.Err())
+	}
+	if ps.err != nil {
+		return nil, ps.err
+	}
+	return ps, nil
+}
+
+// startRestoreLocked registers a partition new to this process and asks
+// Run's restorer for its state, which it restores with the other
+// partitions asking at the same time (after a rebalance, every one at
+// once), in one read.
+func (a *Aggregator) startRestoreLocked(id int32, claim context.Context) *partState {
+	ps := &partState{id: id, claim: claim, ready: make(chan struct{})}
 	a.parts[id] = ps
 	ps.stopWatch = context.AfterFunc(claim, func() {
 		a.mu.Lock()
@@ -183,20 +191,12 @@ func (a *Aggregator) partition(ctx context.Context, id int32, claim context.Cont
 			a.dropLocked(ps, ErrPartitionLeft)
 		}
 	})
-	// Restored by Run's restorer, with the other partitions asking at the
-	// same time (after a rebalance, every one at once), in one read.
 	a.toRestore = append(a.toRestore, ps)
-	a.mu.Unlock()
 	select {
 	case a.restoreKick <- struct{}{}:
 	default:
 	}
-	select {
-	case <-ps.ready:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("wait for %s partition %d to be restored: %w", a.spec.Name, id, ctx.Err())
-	}
-	return ps, ps.err
+	return ps
 }
 
 // restorer restores the partitions asked for, a batch at a time, until ctx
@@ -384,7 +384,18 @@ func (a *Aggregator) Flush() {
 	defer cancel()
 	err := a.write(ctx, cps, finished, closed, changed)
 	if err == nil && len(rollups) > 0 {
-		err = a.store.writeRollups(ctx, rollups)
+		if rerr := a.store.writeRollups(ctx, rollups); rerr != nil {
+			// Derived from the state, not needed to count exactly: the
+			// lines stand, and the rollups are written again next time.
+			a.log.Warn("aggregate rollups not written; they are tried again", "error", rerr)
+			a.mu.Lock()
+			for _, ps := range a.parts {
+				if _, ok := rollups[ps.id]; ok {
+					ps.rolled = true
+				}
+			}
+			a.mu.Unlock()
+		}
 	}
 	if a.cfg.OnFlush != nil {
 		a.cfg.OnFlush(a.spec.Name, lines, time.Since(now), err)

@@ -6,21 +6,14 @@ import (
 	"github.com/orderflow/orderflow/order"
 )
 
-// numberFields are the line fields a measure can sum and a group can be
-// keyed by, as numbers.
-var numberFields = map[string]func(order.Line) float64{
-	"order_id":         func(l order.Line) float64 { return float64(l.OrderID) },
-	"product_id":       func(l order.Line) float64 { return float64(l.ProductID) },
-	"order_qty":        func(l order.Line) float64 { return float64(l.OrderQty) },
-	"from_location":    func(l order.Line) float64 { return float64(l.FromLocation) },
-	"to_location":      func(l order.Line) float64 { return float64(l.ToLocation) },
-	"unit_of_measures": func(l order.Line) float64 { return float64(l.UnitOfMeasures) },
-	"product_price":    func(l order.Line) float64 { return l.ProductPrice },
-	"route_id":         func(l order.Line) float64 { return float64(l.RouteID) },
+// decimalFields are the number fields that are not integers.
+var decimalFields = map[string]func(order.Line) float64{
+	"product_price": func(l order.Line) float64 { return l.ProductPrice },
 }
 
 // integerFields are the number fields whose value is an integer: a group
-// keyed by one keeps it as an integer in its result.
+// keyed by one keeps it as an integer in its result. With decimalFields
+// they are the fields a measure can sum.
 var integerFields = map[string]func(order.Line) int64{
 	"order_id":         func(l order.Line) int64 { return l.OrderID },
 	"product_id":       func(l order.Line) int64 { return l.ProductID },
@@ -47,7 +40,10 @@ var textFields = map[string]func(order.Line) string{
 // "text". The configuration checks aggregations against it.
 func Fields() map[string]string {
 	out := map[string]string{}
-	for n := range numberFields {
+	for n := range integerFields {
+		out[n] = "number"
+	}
+	for n := range decimalFields {
 		out[n] = "number"
 	}
 	for n := range textFields {
@@ -64,7 +60,15 @@ func keyOf(field string, l order.Line) string {
 	if f, ok := textFields[field]; ok {
 		return f(l)
 	}
-	return strconv.FormatFloat(numberFields[field](l), 'f', -1, 64)
+	return strconv.FormatFloat(numberOf(field, l), 'f', -1, 64)
+}
+
+// numberOf returns a number field of a line.
+func numberOf(field string, l order.Line) float64 {
+	if f, ok := integerFields[field]; ok {
+		return float64(f(l))
+	}
+	return decimalFields[field](l)
 }
 
 // textOf returns a field of a line as text, for carried fields.

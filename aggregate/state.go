@@ -55,14 +55,15 @@ func SpecFrom(name string, a config.AggregateConfig) Spec {
 // the product id of a line without one). Every copy of a line has the same
 // id, which is what makes counting it once possible.
 type LineID struct {
-	Order int64 `bson:"o"`
-	Line  int64 `bson:"l"`
+	Order int64
+	Line  int64
 }
 
-// SeenLine is a counted line with its time (unix microseconds).
+// SeenLine is a counted line with its time (unix microseconds); the
+// checkpoints store them packed (see packSeen).
 type SeenLine struct {
-	LineID `bson:",inline"`
-	Time   int64 `bson:"t"`
+	LineID
+	Time int64
 }
 
 // Group is the running result of one group, or of one group in one window.
@@ -211,7 +212,7 @@ func (p *Partition) Apply(l order.Line) (Verdict, error) {
 			values[i] = 1
 			continue
 		}
-		v := numberFields[m.Field](l)
+		v := numberOf(m.Field, l)
 		switch {
 		case math.IsNaN(v) || math.IsInf(v, 0):
 			return 0, failure.Permanent(failure.InvalidInput, fmt.Errorf("%s is %v: not a number %s can sum", m.Field, v, p.spec.Name))
