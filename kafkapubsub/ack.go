@@ -71,7 +71,7 @@ func (s *subscription) send(d *delivery) {
 	// expects (work a handler started for it stops), or when its partition
 	// goes away; its Position's Claim ends with the partition only.
 	ctx, cancel := context.WithCancel(d.part.ctx)
-	msg.SetContext(withPosition(ctx, &Position{Topic: s.topic, Partition: d.part.id, Offset: d.offset, Key: d.key, Claim: d.part.ctx}))
+	msg.SetContext(withPosition(ctx, &Position{Topic: s.topic, Partition: d.part.id, Offset: d.offset, Key: d.key, Claim: d.part.ctx, Leaving: d.part.gone}))
 	select {
 	case s.out <- msg:
 	case <-s.closing:

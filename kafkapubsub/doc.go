@@ -37,6 +37,12 @@ type Position struct {
 	// lost), so that state kept per partition can be dropped: its next
 	// owner may change it.
 	Claim context.Context
+	// Leaving is closed when the partition starts to leave, before the
+	// revoke waits DrainTimeout for the messages in flight: a handler that
+	// only waits (for a message that comes later) should give its message
+	// up at once, so the partition goes quickly, to the member that will
+	// get the message it waits for.
+	Leaving <-chan struct{}
 }
 
 // PositionFromCtx returns the position of the message whose context is ctx.

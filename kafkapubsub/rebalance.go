@@ -3,11 +3,9 @@ package kafkapubsub
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func (s *subscription) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
@@ -111,43 +109,29 @@ func (s *subscription) commitLoop() {
 }
 
 // commit commits the acked offsets of parts that moved since their last
-// commit. With final set, the partitions are marked revoked afterwards, under
-// the same lock, so that no later commit can touch them.
+// commit, with the acked offsets above them (see acked.go). With final set,
+// the partitions are marked revoked afterwards, under the same lock, so that
+// no later commit can touch them.
 func (s *subscription) commit(ctx context.Context, parts []*partition, final bool) {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
-	offsets := map[int32]kgo.EpochOffset{}
+	points := map[int32]commitPoint{}
 	s.mu.Lock()
 	for _, p := range parts {
-		if !p.revoked && p.win.commit.Offset > p.committed {
-			offsets[p.id] = p.win.commit
+		if c, ok := p.win.point(); ok && !p.revoked && (c.offset > p.committed || (c.offset == p.committed && c.metadata != p.committedMeta)) {
+			points[p.id] = c
 		}
 	}
 	s.mu.Unlock()
-	if len(offsets) > 0 {
-		var cerr error
-		s.client.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{s.topic: offsets},
-			func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-				cerr = err
-				if err != nil {
-					return
-				}
-				for _, t := range resp.Topics {
-					for _, p := range t.Partitions {
-						if p.ErrorCode != 0 && cerr == nil {
-							cerr = fmt.Errorf("commit partition %d: error code %d", p.Partition, p.ErrorCode)
-							delete(offsets, p.Partition)
-						}
-					}
-				}
-			})
+	if len(points) > 0 {
+		cerr := s.commitPoints(ctx, points)
 		if cerr != nil && !errors.Is(cerr, context.Canceled) {
 			s.log.Warn("offset commit failed; it is retried at the next interval", "error", cerr)
 		}
 		s.mu.Lock()
 		for _, p := range parts {
-			if eo, ok := offsets[p.id]; ok && (cerr == nil || final) {
-				p.committed = max(p.committed, eo.Offset)
+			if c, ok := points[p.id]; ok && (cerr == nil || final) && c.offset >= p.committed {
+				p.committed, p.committedMeta = c.offset, c.metadata
 			}
 		}
 		s.mu.Unlock()

@@ -206,12 +206,19 @@ type partition struct {
 	inflight  int
 	queued    int
 	committed int64
-	hwm       int64
-	revoking  bool          // nacks are dropped: the partition is going away
-	gone      chan struct{} // closed when revoking is set
-	revoked   bool          // never commit again
-	ctx       context.Context
-	cancel    context.CancelFunc
+	// committedMeta is the metadata of the last commit: the acked offsets
+	// above it (see acked.go).
+	committedMeta string
+	hwm           int64
+	// acked holds the offsets the last commit of the partition's previous
+	// owner says were acked: they are skipped. ackedLoaded says it was read.
+	acked       map[int64]bool
+	ackedLoaded bool
+	revoking    bool          // nacks are dropped: the partition is going away
+	gone        chan struct{} // closed when revoking is set
+	revoked     bool          // never commit again
+	ctx         context.Context
+	cancel      context.CancelFunc
 }
 
 // startRevokingLocked marks p as going away: its queued deliveries are
@@ -321,15 +328,34 @@ func (s *subscription) run() {
 				s.log.Warn("kafka fetch error", "partition", p, "error", err)
 			}
 		})
+		var fresh []int32
+		s.mu.Lock()
+		fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
+			if p := s.parts[ftp.Partition]; p == nil || !p.ackedLoaded {
+				fresh = append(fresh, ftp.Partition)
+			}
+		})
+		s.mu.Unlock()
+		if len(fresh) > 0 {
+			ctx, cancel := context.WithTimeout(s.pollCtx, 10*time.Second)
+			s.loadAcked(ctx, fresh)
+			cancel()
+		}
 		var ds []*delivery
 		s.mu.Lock()
 		fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
 			part := s.partitionLocked(ftp.Partition)
 			part.hwm = ftp.HighWatermark
 			for _, r := range ftp.Records {
+				part.win.add(r.Offset, r.LeaderEpoch)
+				if part.acked[r.Offset] {
+					// Acked by the partition's previous owner.
+					delete(part.acked, r.Offset)
+					part.win.ack(r.Offset)
+					continue
+				}
 				d := newDelivery(part, r)
 				d.queued = true
-				part.win.add(r.Offset, r.LeaderEpoch)
 				part.inflight++
 				part.queued++
 				s.inflight++
