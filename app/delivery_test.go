@@ -297,3 +297,95 @@ func checkDelivered(t *testing.T, reader *status.Reader, id int64, partner, deta
 		}
 	}
 }
+
+// TestRebalanceDuringDeliveryDeliversOnce starts a second delivery router
+// while the first holds lines waiting for their orders' other lines (held
+// up in enrich by a location not known yet) and delivers others to a slow
+// partner. The waiting lines give their partitions up at once, the
+// deliveries under way finish before their partitions move, and the new
+// owner skips what the old one acked: every order is delivered, each
+// exactly once, and nothing is poisoned.
+func TestRebalanceDuringDeliveryDeliversOnce(t *testing.T) {
+	slow := newPartner(t, func(http.ResponseWriter, int) { time.Sleep(400 * time.Millisecond) })
+	brokers, _ := testenv.Brokers(t)
+	cfg := testConfig(t, brokers, testenv.MongoURI(t), func(c *config.Config) {
+		c.Delivery.AssemblyTimeout = config.D(30 * time.Second)
+		c.Delivery.Partners = []config.PartnerConfig{{Name: "slow", Match: config.MatchConfig{RouteIDs: []int{2}},
+			Sink: config.SinkConfig{Type: "http", URL: slow.URL, Timeout: config.D(2 * time.Second)}}}
+	})
+	ctx := testenv.Context(t, 3*time.Minute)
+	if err := loadSample(ctx, cfg, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	m, err := mongoclient.Connect(cfg.MongoDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	metadata := func(lines string) {
+		t.Helper()
+		ds, err := metastore.Parse("metadata.json", strings.NewReader(lines))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := metastore.NewStore(m.DB).Apply(ctx, ds); err != nil {
+			t.Fatal(err)
+		}
+	}
+	metadata(`{"product_id":2,"product_name":"to-slow","route_id":2,"category":"Home"}`)
+
+	var late, steady []order.Order
+	for i := range int64(16) {
+		o := makeOrder(810001+i, 2, 2)
+		o.Products[1].ToLocation = 9901 // line 1 waits in enrich for location 9901
+		late = append(late, o)
+	}
+	for i := range int64(40) {
+		steady = append(steady, makeOrder(810101+i, 2, 2))
+	}
+	reader := status.NewReader(m.DB.Collection(status.Collection), true)
+	startPipeline(t, cfg)
+	publishTestOrders(t, cfg, late, 0)
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		publishTestOrders(t, cfg, steady, 50*time.Millisecond)
+	}()
+
+	time.Sleep(time.Second)
+	bctx, cancel := context.WithCancel(context.Background())
+	b, err := NewPipeline(bctx, cfg, Options{Logger: quietLogger(), Only: []string{"deliver"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	running, done := make(chan struct{}), make(chan error, 1)
+	go func() { done <- b.Run(bctx, running) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("second router: %v", err)
+		}
+	}()
+	<-running
+	time.Sleep(2 * time.Second) // the rebalance
+	metadata(`{"location_id":9901,"name":"Late Depot"}`)
+	<-published
+
+	final := waitFor(t, reader, 810001, 810140, len(late)+len(steady))
+	got := slow.received()
+	for _, o := range append(late, steady...) {
+		if f := final[o.ID]; f == nil || f.Status != status.Delivered {
+			t.Errorf("order %d: %+v, want delivered", o.ID, f)
+		}
+		if n := len(got[delivery.IdempotencyKey(o.ID, "slow")]); n != 1 {
+			t.Errorf("order %d delivered %d times", o.ID, n)
+		}
+	}
+	list, err := (&poison.Store{Brokers: brokers}).List(ctx, "poison_queue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range list {
+		t.Errorf("poisoned: order %s by %s: %s", e.Key, e.Handler, e.Reason)
+	}
+}

@@ -43,6 +43,7 @@ func testConfig(t *testing.T, brokers []string, mongoURI string, mod func(*confi
 	cfg.MongoDB.Database = "orderflow_" + testenv.Unique()
 	cfg.Kafka.SessionTimeout = config.D(6 * time.Second)
 	cfg.Kafka.DrainTimeout = config.D(5 * time.Second)
+	cfg.Delivery.DeliverTimeout = config.D(4 * time.Second)
 	cfg.HTTP.Listen = ""
 	out := t.TempDir()
 	for i := range cfg.Delivery.Partners {

@@ -221,6 +221,8 @@ func (p *Pipeline) deps() (handlers.Deps, error) {
 		Logger:    p.log,
 		Delivery: handlers.DeliveryConfig{
 			AssemblyTimeout: p.cfg.Delivery.AssemblyTimeout.Duration,
+			DeliverTimeout:  p.cfg.Delivery.DeliverTimeout.Duration,
+			MaxLookups:      p.cfg.Delivery.MaxLookups,
 			Delivered: func(ctx context.Context, id int64, line int) (bool, error) {
 				// A delivered order's lines all were: one find by _id
 				// in order_status answers most stragglers, without a

@@ -100,6 +100,10 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 			`handlers[5].aggregate.repartition: group_by to_location is not the key of the input`},
 		{"complete emission of a group that is not an order", edit("emit: changes", "emit: complete"), "emit: complete\n      emit_interval",
 			`handlers[5].aggregate.emit: complete needs group_by order_id`},
+		{"a delivery that outlasts the drain", edit("deliver_timeout: 15s", "deliver_timeout: 30s"), "deliver_timeout: 30s",
+			"delivery.deliver_timeout: 30s must be shorter than kafka.drain_timeout (20s)"},
+		{"a deliver timeout that cuts waiting lines", edit("      duration: 2m\n      - recoverer\n\n  # The original", "      duration: 1m\n      - recoverer\n\n  # The original"), "middleware:\n      - correlation_id\n      - poison_queue:\n          topic: poison_queue\n          permanent: [invalid_input, unknown_reference, no_partner, partner_rejected, conflict]",
+			`handler "deliver": its timeout (1m0s) must be over delivery.assembly_timeout plus delivery.deliver_timeout (1m15s)`},
 		{"unknown error kind", edit("permanent: [invalid_input, unknown_reference, no_partner, partner_rejected, late]\n      after_retries: true\n  - retry", "permanent: [invalid_input, typo]\n      after_retries: true\n  - retry"), "permanent: [invalid_input, typo]",
 			`unknown error kind "typo"`},
 	}

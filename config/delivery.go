@@ -10,8 +10,14 @@ import (
 type DeliveryConfig struct {
 	// AssemblyTimeout is how long a line waits for the other external lines
 	// of its order.
-	AssemblyTimeout Duration        `yaml:"assembly_timeout"`
-	Partners        []PartnerConfig `yaml:"partners"`
+	AssemblyTimeout Duration `yaml:"assembly_timeout"`
+	// DeliverTimeout bounds one order's delivery: its partners' sinks and
+	// the status write. It must be shorter than kafka.drain_timeout.
+	DeliverTimeout Duration `yaml:"deliver_timeout"`
+	// MaxLookups is how many status lookups of waiting lines (is this
+	// straggler's order delivered already?) may run at once.
+	MaxLookups int             `yaml:"max_lookups"`
+	Partners   []PartnerConfig `yaml:"partners"`
 }
 
 // PartnerConfig is one external partner: which lines it gets and where they go.
@@ -45,6 +51,10 @@ type SinkConfig struct {
 
 func (c *DeliveryConfig) setDefaults() {
 	defDur(&c.AssemblyTimeout, time.Minute)
+	defDur(&c.DeliverTimeout, 15*time.Second)
+	if c.MaxLookups == 0 {
+		c.MaxLookups = 2
+	}
 	for i := range c.Partners {
 		s := &c.Partners[i].Sink
 		defDur(&s.Timeout, 5*time.Second)
@@ -57,6 +67,9 @@ func (c *DeliveryConfig) setDefaults() {
 func (c DeliveryConfig) Validate() error { return validateSection(c) }
 
 func (c DeliveryConfig) validate(p *problems) {
+	if c.MaxLookups < 0 {
+		p.add("max_lookups", "must not be negative")
+	}
 	names := map[string]bool{}
 	for i, pc := range c.Partners {
 		at := fmt.Sprintf("partners[%d]", i)

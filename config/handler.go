@@ -153,8 +153,31 @@ func (c *Config) validateHandlers(p *problems) {
 		if ok && kind.Fields != nil && h.IsEnabled() && c.Kafka.Client == "watermill-kafka" {
 			p.add(at+".processor", "the %s processor keeps its state per partition and must know when a partition leaves this process, which only the franz client tells: use kafka.client franz, or disable this handler", h.Processor)
 		}
-		if h.Processor == "deliver" && h.IsEnabled() && c.Kafka.Client == "watermill-kafka" {
-			p.add(at+".processor", "the deliver processor holds an order's lines until all have arrived, which needs several messages of a partition in flight: use kafka.client franz, or disable this handler")
+		if h.Processor == "deliver" && h.IsEnabled() {
+			c.validateDeliver(p, at, h)
+		}
+	}
+}
+
+// validateDeliver checks that the delivery stage's timeouts agree with each
+// other and with the subscriber's.
+func (c *Config) validateDeliver(p *problems, at string, h HandlerConfig) {
+	if c.Kafka.Client == "watermill-kafka" {
+		p.add(at+".processor", "the deliver processor holds an order's lines until all have arrived, which needs several messages of a partition in flight: use kafka.client franz, or disable this handler")
+	}
+	d := c.Delivery
+	// A partition taken away waits drain_timeout for the deliveries under
+	// way; one that outlasted it would be delivered again by the next owner.
+	if c.Kafka.DrainTimeout.Duration <= d.DeliverTimeout.Duration {
+		p.add("delivery.deliver_timeout", "%v must be shorter than kafka.drain_timeout (%v): a rebalance during a longer delivery delivers the order again from its next owner",
+			d.DeliverTimeout.Duration, c.Kafka.DrainTimeout.Duration)
+	}
+	// A line that waits its assembly timeout, then for a delivery, must not
+	// be cut by the handler's timeout first: it would be redelivered, and
+	// never reported as the missing line it is.
+	for _, m := range c.StackFor(h) {
+		if need := d.AssemblyTimeout.Duration + d.DeliverTimeout.Duration; m.Timeout != nil && m.Timeout.Duration.Duration > 0 && m.Timeout.Duration.Duration <= need {
+			p.add(at+".middleware", "handler %q: its timeout (%v) must be over delivery.assembly_timeout plus delivery.deliver_timeout (%v)", h.Name, m.Timeout.Duration.Duration, need)
 		}
 	}
 }
