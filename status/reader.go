@@ -139,12 +139,17 @@ func (r *Reader) Range(ctx context.Context, first, last int64) ([]*Order, error)
 // orders first to last. It counts redeliveries again and reads only document
 // headers, so it is a cheap progress gauge; Range gives exact counts.
 func (r *Reader) CountRecords(ctx context.Context, first, last int64, statuses ...Status) (int, error) {
+	return r.count(ctx, bson.D{
+		{Key: "status", Value: bson.D{{Key: "$in", Value: statuses}}},
+		{Key: "omax", Value: bson.D{{Key: "$gte", Value: first}}},
+		{Key: "omin", Value: bson.D{{Key: "$lte", Value: last}}},
+	})
+}
+
+// count sums the records of the documents that match.
+func (r *Reader) count(ctx context.Context, match bson.D) (int, error) {
 	cur, err := r.coll.Aggregate(ctx, mongo.Pipeline{
-		{{Key: "$match", Value: bson.D{
-			{Key: "status", Value: bson.D{{Key: "$in", Value: statuses}}},
-			{Key: "omax", Value: bson.D{{Key: "$gte", Value: first}}},
-			{Key: "omin", Value: bson.D{{Key: "$lte", Value: last}}},
-		}}},
+		{{Key: "$match", Value: match}},
 		{{Key: "$group", Value: bson.D{{Key: "_id", Value: nil}, {Key: "n", Value: bson.D{{Key: "$sum", Value: "$n"}}}}}},
 	})
 	if err != nil {
@@ -161,6 +166,17 @@ func (r *Reader) CountRecords(ctx context.Context, first, last int64, statuses .
 		return 0, nil
 	}
 	return out[0].N, nil
+}
+
+// CountRecordsRouted counts the routed records of orders first to last
+// whose route is route ("internal" or "external").
+func (r *Reader) CountRecordsRouted(ctx context.Context, first, last int64, route string) (int, error) {
+	return r.count(ctx, bson.D{
+		{Key: "status", Value: string(Routed)},
+		{Key: "route", Value: route},
+		{Key: "omax", Value: bson.D{{Key: "$gte", Value: first}}},
+		{Key: "omin", Value: bson.D{{Key: "$lte", Value: last}}},
+	})
 }
 
 // LineKey names one line of one order.

@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/orderflow/orderflow/failure"
+	"github.com/orderflow/orderflow/internal/mongoerr"
 )
 
 // Collection is where the status records are kept.
@@ -117,28 +118,14 @@ func EnsureIndexes(ctx context.Context, coll *mongo.Collection) error {
 var errClosed = errors.New("status recorder is closed")
 
 // Record queues recs for the next write and waits until it is done. It fails
-// when the write fails (unless Retry is set), or when ctx ends first; the
-// records may then still be written, which is harmless because records are
-// idempotent.
+// when the write fails (with Retry set, only once the recorder is closed),
+// or when ctx ends first; the records may then still be written, which is
+// harmless because records are idempotent.
 func (r *Recorder) Record(ctx context.Context, recs ...Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	wait := 100 * time.Millisecond
-	for {
-		err := r.recordOnce(ctx, recs)
-		if err == nil || !r.cfg.Retry || ctx.Err() != nil || errors.Is(err, errClosed) {
-			return err
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		}
-		wait = min(2*wait, 2*time.Second)
-	}
+	return r.recordOnce(ctx, recs)
 }
 
 func (r *Recorder) recordOnce(ctx context.Context, recs []Record) error {
@@ -203,17 +190,40 @@ func (r *Recorder) run() {
 			}
 			continue
 		}
-		b.err = r.write(b.recs)
+		b.err = r.writeBatch(b.recs)
 		close(b.done)
 	}
 }
 
-func (r *Recorder) write(recs []Record) error {
+// writeBatch writes recs, and with Retry set writes them again, with
+// backoff, until it succeeds or the recorder is closed. Every attempt
+// inserts the same documents, with the same _ids: a write that timed out
+// on the client but was done on the server is found there (duplicate keys)
+// instead of inserted twice.
+func (r *Recorder) writeBatch(recs []Record) error {
 	start := time.Now()
 	docs := toDocs(recs, r.cfg.MaxDocRecords, start)
+	wait := 100 * time.Millisecond
+	for {
+		err := r.write(recs, docs, start)
+		r.mu.Lock()
+		closed := r.closed
+		r.mu.Unlock()
+		if err == nil || !r.cfg.Retry || closed {
+			return err
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+func (r *Recorder) write(recs []Record, docs []any, start time.Time) error {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.WriteTimeout)
 	defer cancel()
 	_, err := r.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if mongoerr.OnlyDuplicateKeys(err) {
+		err = nil // written by an earlier attempt
+	}
 	if err == nil && r.cfg.View != nil {
 		err = r.cfg.View.apply(ctx, recs, start)
 	}

@@ -246,6 +246,40 @@ func TestRecorderRetriesThroughAnOutage(t *testing.T) {
 	proxy.Restore()
 }
 
+// TestRecorderRetryAfterAClientTimeoutInsertsOnce: a write that the client
+// gave up on but the server did is found there by the retry, not inserted
+// again.
+func TestRecorderRetryAfterAClientTimeoutInsertsOnce(t *testing.T) {
+	m := testenv.StartMongo(t, testenv.TempDir(t))
+	proxy := startProxy(t, m.Addr())
+	db := testenv.DatabaseAt(t, "mongodb://"+proxy.Addr()+"/?serverSelectionTimeoutMS=2000", "timeout")
+	coll := db.Collection(Collection)
+	rec, err := NewRecorder(coll, RecorderConfig{WriteTimeout: 400 * time.Millisecond, Retry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	ctx := testenv.Context(t, time.Minute)
+	// Warm the connection pool, so the timed-out write is the insert.
+	if err := rec.Record(ctx, Record{OrderID: 1, Status: Generated, Lines: 1, Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	// The insert reaches the server after 300 ms; its answer would reach
+	// the client after 600 ms, past the 400 ms timeout.
+	proxy.SetLatency(300 * time.Millisecond)
+	time.AfterFunc(time.Second, func() { proxy.SetLatency(0) })
+	if err := rec.Record(ctx, Record{OrderID: 2, Status: Validated, Lines: 1, Time: time.Now()}); err != nil {
+		t.Fatalf("retrying record failed: %v", err)
+	}
+	n, err := coll.CountDocuments(ctx, bson.D{{Key: "status", Value: string(Validated)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("the record was stored in %d documents, want 1", n)
+	}
+}
+
 func TestStatusDocumentsStayFarUnderTheDocumentLimit(t *testing.T) {
 	// A whole batch of failures whose reasons quote 600 KB of input each:
 	// reasons are cut, so no document nears MongoDB's 16 MB.
