@@ -117,8 +117,11 @@ type RunFigures struct {
 	OtherCPUPer1000 float64   `json:"servers_and_generator_cpu_seconds_per_1000_lines"`
 	RouterPeakMB    float64   `json:"router_peak_rss_mb"`
 	RouterRSSMB     []float64 `json:"router_rss_mb_samples"`
-	Duplicates      int       `json:"duplicate_records"`
-	NotFinal        int       `json:"orders_not_final"`
+	// DeliveredLines counts the delivered records: the external lines
+	// delivered to the partners' directories.
+	DeliveredLines int `json:"delivered_lines"`
+	Duplicates     int `json:"duplicate_records"`
+	NotFinal       int `json:"orders_not_final"`
 }
 
 type bench struct {

@@ -45,6 +45,8 @@ func TestBenchSmall(t *testing.T) {
 		t.Fatalf("throughputs %v %v %v %v", res.CeilingLPS, res.RouterOnlyLPS, p.LinesPerSecond, res.BaselineLPS)
 	case p.Lines < 2000 || p.NotFinal != 0:
 		t.Fatalf("pipeline run: %+v", p)
+	case p.DeliveredLines < p.Lines/10:
+		t.Fatalf("the delivery stage delivered %d of %d lines", p.DeliveredLines, p.Lines)
 	case p.CommandsPerLine <= 0 || p.CommandsPerLine > 1:
 		t.Fatalf("commands per line %v", p.CommandsPerLine)
 	case p.RouterPeakMB <= 0 || p.RouterCPUPer1000 <= 0 || p.P99ms < p.P50ms:

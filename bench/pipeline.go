@@ -21,7 +21,8 @@ import (
 
 // pipeline runs the router as a child process on fresh topics and a fresh
 // database, generates about lines lines (at rate lines/s when set), and
-// measures until every line is routed or rejected.
+// measures until every line is routed or rejected, every external line
+// delivered, and every aggregation has counted what it must.
 func (b *bench) pipeline(ctx context.Context, lines int, rate float64) (RunFigures, error) {
 	var fig RunFigures
 	b.runSeq++
@@ -69,9 +70,12 @@ func (b *bench) pipeline(ctx context.Context, lines int, rate float64) (RunFigur
 		defer close(genDone)
 		gen, genErr = generator.Generate(ctx, cfg, genOpts)
 	}()
-	reader := status.NewReader(db.Collection(status.Collection), false)
+	reader := status.NewReader(db.Collection(status.Collection), cfg.DeliveryEnabled())
 	aggs := aggregate.NewReader(db, cfg)
 	countable := -1 // the lines order_price counts, once all are routed
+	delivering := cfg.DeliveryEnabled()
+	external := 0 // the lines to deliver, once all are routed
+	var lastDeliveredCount time.Time
 	var rss []float64
 	lastSample := time.Time{}
 	generated := false
@@ -113,6 +117,23 @@ func (b *bench) pipeline(ctx context.Context, lines int, rate float64) (RunFigur
 				return fig, err
 			}
 			countable = gen.Lines - rejected
+			if delivering {
+				if external, err = reader.CountRecordsRouted(ctx, gen.FirstID, gen.LastID, "external"); err != nil {
+					return fig, err
+				}
+			}
+		}
+		if delivering && time.Since(lastDeliveredCount) >= 500*time.Millisecond {
+			// A count of records: a scan on FerretDB, so not every 50 ms.
+			lastDeliveredCount = time.Now()
+			n, err := reader.CountRecords(ctx, gen.FirstID, gen.LastID, status.Delivered)
+			if err != nil {
+				return fig, err
+			}
+			fig.DeliveredLines = n
+		}
+		if delivering && fig.DeliveredLines < external {
+			continue
 		}
 		if done, err := b.aggregated(ctx, aggs, countable); err != nil || done {
 			if err != nil {
@@ -172,9 +193,8 @@ func (b *bench) pipeline(ctx context.Context, lines int, rate float64) (RunFigur
 }
 
 // runConfig writes the configuration of one pipeline run: the shipped
-// pipeline on topics, groups and a database of its own, without the
-// delivery stage (the figures are generate to routed), with a metrics
-// listener on a free port.
+// pipeline, delivery included, on topics, groups, partner directories and
+// a database of its own, with a metrics listener on a free port.
 func (b *bench) runConfig(name string) (*config.Config, string, error) {
 	data, err := yaml.Marshal(b.cfg)
 	if err != nil {
@@ -216,7 +236,7 @@ func (b *bench) runConfig(name string) (*config.Config, string, error) {
 				m.Poison.Topic = rename(m.Poison.Topic)
 			}
 		}
-		if h.Processor == "deliver" || (b.noAggregations && h.Aggregate != nil) {
+		if b.noAggregations && h.Aggregate != nil {
 			off := false
 			h.Enabled = &off
 		}
@@ -227,6 +247,11 @@ func (b *bench) runConfig(name string) (*config.Config, string, error) {
 			if a.Window != nil && a.Window.Topic != "" {
 				a.Window.Topic = rename(a.Window.Topic)
 			}
+		}
+	}
+	for i := range cfg.Delivery.Partners {
+		if sink := &cfg.Delivery.Partners[i].Sink; sink.Type == "dir" {
+			sink.Path = filepath.Join(b.tmp, name, cfg.Delivery.Partners[i].Name)
 		}
 	}
 	port, err := freePort()

@@ -71,6 +71,7 @@ func (r *Result) Print(w io.Writer) {
 		row("summary, "+at, fmt.Sprintf("%.1f ms", rd.SummaryMs), "<= 200 ms", check(rd.SummaryMs <= 200))
 		row("stuck orders, "+at, fmt.Sprintf("%.1f ms", rd.StuckMs), "<= 200 ms", check(rd.StuckMs <= 200))
 	}
+	row("external lines delivered (delivery stage on)", group(p.DeliveredLines), "", "")
 	row("duplicate records / orders not final", fmt.Sprintf("%d / %d", p.Duplicates, p.NotFinal), "0 / 0", check(p.NotFinal == 0))
 }
 
