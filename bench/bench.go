@@ -202,7 +202,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	say("  %.0f lines/s", res.RouterOnlyLPS)
 	res.RouterOnlyOverCeiling = res.RouterOnlyLPS / res.CeilingLPS
 
-	say("pipeline: %d lines, generate to routed", opts.Lines)
+	say("pipeline: %d lines, generated to delivered (every line routed, every external line delivered)", opts.Lines)
 	b.reads = func(ctx context.Context, db *mongo.Database, ids []int64) error {
 		fig, err := measureReads(ctx, db, len(ids), ids)
 		if err != nil {

@@ -63,7 +63,8 @@ func waitReady(ctx context.Context, url string, c *child) error {
 	return errors.New("router not ready after 2 minutes")
 }
 
-// scrape sums the samples of a metric on a Prometheus endpoint.
+// scrape sums the samples of a metric on a Prometheus endpoint; name may
+// carry the whole label set of one sample (`m{a="b"}`).
 func scrape(url, name string) (float64, error) {
 	resp, err := http.Get(url + "/metrics")
 	if err != nil {

@@ -32,7 +32,7 @@ func (r *Result) Print(w io.Writer) {
 		row("Watermill Router alone, 3 hops, no broker", group(int(r.RouterOnlyLPS))+" lines/s", "", "")
 		row("Router alone / ceiling", fmt.Sprintf("%.3f", r.RouterOnlyOverCeiling), "", "(bounds the next ratio)")
 	}
-	row("pipeline: generate to routed", group(int(p.LinesPerSecond))+" lines/s", "", "")
+	row("pipeline: generated to delivered", group(int(p.LinesPerSecond))+" lines/s", "", "")
 	if nv := r.NoView; nv != nil {
 		row("pipeline without order_status", group(int(nv.LinesPerSecond))+" lines/s", "", fmt.Sprintf("(%s lines)", group(nv.Lines)))
 		row("pipeline / pipeline without order_status", fmt.Sprintf("%.2f", r.ViewCost), ">= 0.9", check(r.ViewCost >= 0.9))
