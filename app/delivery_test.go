@@ -136,15 +136,7 @@ func TestPartnerDelivery(t *testing.T) {
 			{Name: "files", Match: config.MatchConfig{RouteIDs: []int{6}}, Sink: config.SinkConfig{Type: "dir", Path: files}},
 		}
 	})
-	ctx := testenv.Context(t, 3*time.Minute)
-	if err := loadSample(ctx, cfg, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	m, err := mongoclient.Connect(cfg.MongoDB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(context.Background())
+	ctx, m := connectSampled(t, cfg)
 	ds, err := metastore.Parse("partners.json", strings.NewReader(`{"product_id":1,"product_name":"inside","route_id":1,"category":"Home"}
 {"product_id":2,"product_name":"to-ok","route_id":2,"category":"Home"}
 {"product_id":3,"product_name":"to-flaky","route_id":3,"category":"Home"}
@@ -263,6 +255,22 @@ func TestPartnerDelivery(t *testing.T) {
 	}
 }
 
+// connectSampled loads the sample metadata into cfg's database and connects
+// to it, for three minutes of test.
+func connectSampled(t *testing.T, cfg *config.Config) (context.Context, *mongoclient.Conn) {
+	t.Helper()
+	ctx := testenv.Context(t, 3*time.Minute)
+	if err := loadSample(ctx, cfg, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	m, err := mongoclient.Connect(cfg.MongoDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(context.Background()) })
+	return ctx, m
+}
+
 // checkDelivered checks an order is delivered, with the partner and its
 // confirmation in its history, and each external line delivered exactly
 // once.
@@ -313,15 +321,7 @@ func TestRebalanceDuringDeliveryDeliversOnce(t *testing.T) {
 		c.Delivery.Partners = []config.PartnerConfig{{Name: "slow", Match: config.MatchConfig{RouteIDs: []int{2}},
 			Sink: config.SinkConfig{Type: "http", URL: slow.URL, Timeout: config.D(2 * time.Second)}}}
 	})
-	ctx := testenv.Context(t, 3*time.Minute)
-	if err := loadSample(ctx, cfg, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	m, err := mongoclient.Connect(cfg.MongoDB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(context.Background())
+	ctx, m := connectSampled(t, cfg)
 	metadata := func(lines string) {
 		t.Helper()
 		ds, err := metastore.Parse("metadata.json", strings.NewReader(lines))
