@@ -13,6 +13,7 @@ func TestSIGKILL(t *testing.T)       { sigkill(t, 20000, 1000, 10) }
 func TestMongoOutage(t *testing.T)   { mongoOutage(t, 20000, 1000, 10*time.Second) }
 func TestBrokerTrouble(t *testing.T) { brokerTrouble(t, 20000, 1000) }
 func TestSIGTERM(t *testing.T)       { sigterm(t, 20000, 2000) }
+func TestHostile(t *testing.T)       { hostile(t, 20000, 1000) }
 func TestTwoRouters(t *testing.T)    { twoRouters(t, 20000, 1000) }
 func TestSoak(t *testing.T)          { soak(t, 400_000) }
 
@@ -20,3 +21,8 @@ func TestSoak(t *testing.T)          { soak(t, 400_000) }
 // for its figures where the full one does not finish (docs/reliability.md).
 // It is not among the short runs: 1 run in 4 failed.
 func TestSmallBrokerTrouble(t *testing.T) { brokerTrouble(t, 1500, 300) }
+
+// TestSmallHostile is the hostile scenario at the short runs' size. It is
+// not among the short runs yet: its one run so far, beside a benchmark on
+// the same two cores, failed with orders not final (docs/reliability.md).
+func TestSmallHostile(t *testing.T) { hostile(t, 1500, 300) }
