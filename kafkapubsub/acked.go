@@ -3,6 +3,8 @@ package kafkapubsub
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -58,6 +60,21 @@ func (w *window) point() (commitPoint, bool) {
 		}
 	}
 	return commitPoint{offset: base, epoch: epoch, metadata: encodeAcked(rel)}, true
+}
+
+// mergeAcked returns the relative offsets of c's metadata and of the
+// absolute offsets in more above c, in increasing order.
+func mergeAcked(c commitPoint, more map[int64]bool) []int64 {
+	set := map[int64]bool{}
+	for o := range decodeAcked(c.offset, c.metadata) {
+		set[o-c.offset] = true
+	}
+	for o := range more {
+		if o > c.offset {
+			set[o-c.offset] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
 }
 
 // encodeAcked writes increasing relative offsets as runs, cut to

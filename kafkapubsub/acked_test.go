@@ -58,3 +58,13 @@ func TestAckedMetadataStaysUnderKafkasLimitAndIgnoresOthers(t *testing.T) {
 		}
 	}
 }
+
+func TestAckedMetadataKeepsThePreviousOwnersOffsetsNotFetchedYet(t *testing.T) {
+	w := newWindow()
+	w.add(10, 1) // fetched, held; 12 and 13 were acked by the previous owner
+	c, _ := w.point()
+	got := encodeAcked(mergeAcked(c, map[int64]bool{12: true, 13: true, 5: true}))
+	if got != "acked:2-3" {
+		t.Fatalf("metadata %q", got)
+	}
+}
