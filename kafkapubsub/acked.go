@@ -3,7 +3,6 @@ package kafkapubsub
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,8 +41,10 @@ type commitPoint struct {
 }
 
 // point returns what a commit of the window would say, and false when
-// nothing was handed out.
-func (w *window) point() (commitPoint, bool) {
+// nothing was handed out. inherited holds offsets the partition's previous
+// owner acked that this window has not reached yet: they still count, so
+// that a crash before they come does not forget them.
+func (w *window) point(inherited map[int64]bool) (commitPoint, bool) {
 	base := w.commit.Offset
 	epoch := w.commit.Epoch
 	pending := w.entries[w.head:]
@@ -59,22 +60,16 @@ func (w *window) point() (commitPoint, bool) {
 			rel = append(rel, e.offset-base)
 		}
 	}
-	return commitPoint{offset: base, epoch: epoch, metadata: encodeAcked(rel)}, true
-}
-
-// mergeAcked returns the relative offsets of c's metadata and of the
-// absolute offsets in more above c, in increasing order.
-func mergeAcked(c commitPoint, more map[int64]bool) []int64 {
-	set := map[int64]bool{}
-	for o := range decodeAcked(c.offset, c.metadata) {
-		set[o-c.offset] = true
-	}
-	for o := range more {
-		if o > c.offset {
-			set[o-c.offset] = true
+	if len(inherited) > 0 {
+		// Not fetched yet, so none of them is in the window.
+		for o := range inherited {
+			if o > base {
+				rel = append(rel, o-base)
+			}
 		}
+		slices.Sort(rel)
 	}
-	return slices.Sorted(maps.Keys(set))
+	return commitPoint{offset: base, epoch: epoch, metadata: encodeAcked(rel)}, true
 }
 
 // encodeAcked writes increasing relative offsets as runs, cut to

@@ -118,14 +118,7 @@ func (s *subscription) commit(ctx context.Context, parts []*partition, final boo
 	points := map[int32]commitPoint{}
 	s.mu.Lock()
 	for _, p := range parts {
-		c, ok := p.win.point()
-		if ok && len(p.acked) > 0 {
-			// Offsets the previous owner acked that this one has not
-			// fetched yet still count: a crash before they come must not
-			// forget them.
-			c.metadata = encodeAcked(mergeAcked(c, p.acked))
-		}
-		if ok && !p.revoked && (c.offset > p.committed || (c.offset == p.committed && c.metadata != p.committedMeta)) {
+		if c, ok := p.win.point(p.acked); ok && !p.revoked && (c.offset > p.committed || (c.offset == p.committed && c.metadata != p.committedMeta)) {
 			points[p.id] = c
 		}
 	}

@@ -139,15 +139,15 @@ func (r *Reader) Range(ctx context.Context, first, last int64) ([]*Order, error)
 // orders first to last. It counts redeliveries again and reads only document
 // headers, so it is a cheap progress gauge; Range gives exact counts.
 func (r *Reader) CountRecords(ctx context.Context, first, last int64, statuses ...Status) (int, error) {
-	return r.count(ctx, bson.D{
-		{Key: "status", Value: bson.D{{Key: "$in", Value: statuses}}},
-		{Key: "omax", Value: bson.D{{Key: "$gte", Value: first}}},
-		{Key: "omin", Value: bson.D{{Key: "$lte", Value: last}}},
-	})
+	return r.count(ctx, first, last, bson.E{Key: "status", Value: bson.D{{Key: "$in", Value: statuses}}})
 }
 
-// count sums the records of the documents that match.
-func (r *Reader) count(ctx context.Context, match bson.D) (int, error) {
+// count sums the records of orders first to last in the documents that
+// also match cond.
+func (r *Reader) count(ctx context.Context, first, last int64, cond ...bson.E) (int, error) {
+	match := append(bson.D(cond),
+		bson.E{Key: "omax", Value: bson.D{{Key: "$gte", Value: first}}},
+		bson.E{Key: "omin", Value: bson.D{{Key: "$lte", Value: last}}})
 	cur, err := r.coll.Aggregate(ctx, mongo.Pipeline{
 		{{Key: "$match", Value: match}},
 		{{Key: "$group", Value: bson.D{{Key: "_id", Value: nil}, {Key: "n", Value: bson.D{{Key: "$sum", Value: "$n"}}}}}},
@@ -171,12 +171,7 @@ func (r *Reader) count(ctx context.Context, match bson.D) (int, error) {
 // CountRecordsRouted counts the routed records of orders first to last
 // whose route is route ("internal" or "external").
 func (r *Reader) CountRecordsRouted(ctx context.Context, first, last int64, route string) (int, error) {
-	return r.count(ctx, bson.D{
-		{Key: "status", Value: string(Routed)},
-		{Key: "route", Value: route},
-		{Key: "omax", Value: bson.D{{Key: "$gte", Value: first}}},
-		{Key: "omin", Value: bson.D{{Key: "$lte", Value: last}}},
-	})
+	return r.count(ctx, first, last, bson.E{Key: "status", Value: string(Routed)}, bson.E{Key: "route", Value: route})
 }
 
 // LineKey names one line of one order.
