@@ -56,7 +56,7 @@ func TestConfigCheckRefusesGraphsThatCannotWork(t *testing.T) {
 			`handler "deliver" consumes the poison queue poison_queue`},
 		{"a handler writing the poison queue", edit(base, "publish: enriched_order_details", "publish: poison_queue"),
 			`handler "enrich" publishes to the poison queue poison_queue`},
-		{"a stack without poison_queue", edit(base, "  - poison_queue:\n      topic: poison_queue\n      permanent: [invalid_input, unknown_reference, no_partner, partner_rejected, late]\n      after_retries: true\n  - retry:", "  - retry:"),
+		{"a stack without poison_queue", edit(base, "  - poison_queue:\n      topic: poison_queue\n      permanent: [invalid_input, unknown_reference, no_partner, partner_rejected, conflict, late]\n      after_retries: true\n  - retry:", "  - retry:"),
 			`middleware: handler "validate": its middleware has no poison_queue`},
 		{"after_retries: false", edit(base, "      after_retries: true\n  - retry:", "      after_retries: false\n  - retry:"),
 			`handler "validate": its poison_queue has after_retries: false`},

@@ -20,6 +20,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/orderflow/orderflow/aggregate"
+	"github.com/orderflow/orderflow/claim"
 	"github.com/orderflow/orderflow/config"
 	"github.com/orderflow/orderflow/delivery"
 	"github.com/orderflow/orderflow/failure"
@@ -58,9 +59,12 @@ type Pipeline struct {
 	router   *message.Router
 	pub      message.Publisher
 	recorder *status.Recorder
-	cache    *metastore.Cache
-	view     *status.View
-	held     *middleware.HeldLines // lines redeliver_forever handlers keep failing
+	// claims knows the first copy of every line read from a source topic
+	// (nil when no handler reads one).
+	claims *claim.Store
+	cache  *metastore.Cache
+	view   *status.View
+	held   *middleware.HeldLines // lines redeliver_forever handlers keep failing
 	// lookups bounds the reads of one order's records made while lines
 	// flow (delivery's straggler checks, the view's resolver): each reads
 	// the records, so after a crash hundreds at once took every connection
@@ -172,6 +176,13 @@ func NewPipeline(ctx context.Context, cfg *config.Config, opts Options) (p *Pipe
 	})
 	if err != nil {
 		return nil, err
+	}
+	if readsSource(cfg) {
+		if p.claims, err = claim.NewStore(p.mongo.DB.Collection(claim.Collection), claim.Config{
+			WriteTimeout: cfg.Status.WriteTimeout.Duration, Logger: log,
+		}); err != nil {
+			return nil, err
+		}
 	}
 	if p.pub, err = p.kafka.NewPublisher(); err != nil {
 		return nil, err
@@ -287,6 +298,11 @@ func (p *Pipeline) addHandler(h config.HandlerConfig, deps handlers.Deps) error 
 		name: h.Name, subscribe: h.Subscribe, status: status.Status(h.Status), proc: proc,
 		publish: h.Publish, routes: h.Routes, writer: p.recorder, log: p.log.With("handler", h.Name),
 	}
+	if slices.Contains(p.cfg.Topology().Sources, h.Subscribe) && p.claims != nil {
+		// Lines enter the pipeline here: a copy of a line with other
+		// content than its first is a conflict, not a redelivery.
+		st.claims = p.claims
+	}
 	var handler *message.Handler
 	if kind.Publishes || len(kind.Routes) > 0 {
 		pub := keepOpen{&topicRouter{log: p.log, next: &status.Publisher{Next: p.pub, Writer: p.recorder, Status: status.Status(h.Status), Context: p.stopCtx}}}
@@ -302,6 +318,18 @@ func (p *Pipeline) addHandler(h config.HandlerConfig, deps handlers.Deps) error 
 	}
 	p.handlers = append(p.handlers, h.Name)
 	return nil
+}
+
+// readsSource reports whether an enabled handler reads a topic fed from
+// outside the handlers, whose lines are claimed (see package claim).
+func readsSource(cfg *config.Config) bool {
+	sources := cfg.Topology().Sources
+	for _, h := range cfg.Handlers {
+		if h.IsEnabled() && slices.Contains(sources, h.Subscribe) {
+			return true
+		}
+	}
+	return false
 }
 
 // addMiddleware gives a router handler the configured handler's stack.

@@ -208,6 +208,9 @@ func (p *Pipeline) release() {
 	if p.recorder != nil {
 		p.recorder.Close()
 	}
+	if p.claims != nil {
+		p.claims.Close()
+	}
 	if p.mongo != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

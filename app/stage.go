@@ -12,9 +12,11 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/orderflow/orderflow/claim"
 	"github.com/orderflow/orderflow/failure"
 	"github.com/orderflow/orderflow/handlers"
 	"github.com/orderflow/orderflow/kafkaclient"
+	"github.com/orderflow/orderflow/middleware"
 	"github.com/orderflow/orderflow/order"
 	"github.com/orderflow/orderflow/status"
 	"github.com/orderflow/orderflow/tracing"
@@ -31,7 +33,15 @@ type stage struct {
 	publish   string
 	routes    map[string]string
 	writer    status.Writer
-	log       *slog.Logger
+	// claims, for a stage reading a source topic, tells a line's copies
+	// with other content (conflicts) from redeliveries.
+	claims lineClaims
+	log    *slog.Logger
+}
+
+// lineClaims is the part of claim.Store a stage uses.
+type lineClaims interface {
+	Check(ctx context.Context, l claim.Line) (*claim.Conflict, error)
 }
 
 func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
@@ -52,6 +62,22 @@ func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 	ref.OrderID, ref.Line, ref.Lines = line.OrderID, line.Ident(), line.LineCount
 	trace.SpanFromContext(msg.Context()).SetAttributes(attribute.Int64("orderflow.order_id", line.OrderID), attribute.Int("orderflow.line", line.Ident()))
 	ref.Generated, _ = order.ParseTime(line.Time) // validated by DecodeLine
+	if s.claims != nil {
+		c := claim.Line{OrderID: line.OrderID, Ident: line.Ident(), Open: line.Open(), Fingerprint: line.Fingerprint(),
+			Topic: s.subscribe, Partition: pos.Partition, Offset: pos.Offset}
+		conflict, err := s.claims.Check(msg.Context(), c)
+		if err != nil {
+			return nil, err
+		}
+		if conflict != nil {
+			// The first copy stands, and its order goes on as it was: the
+			// copy is poisoned without a status record.
+			msg.Metadata.Set(middleware.FirstCopyKey, conflict.First.Position())
+			s.log.Warn("conflicting copy of a line", "order_id", line.OrderID, "line", line.Ident(),
+				"first", conflict.First.Position(), "copy", c.Position(), "correlation_id", wmmiddleware.MessageCorrelationID(msg))
+			return nil, failure.Permanent(failure.Conflict, conflict)
+		}
+	}
 	if s.status != "" {
 		// An aggregation records no status: a line it poisons leaves its
 		// order as it was.

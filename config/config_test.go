@@ -104,7 +104,7 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 			"delivery.deliver_timeout: 30s must be shorter than kafka.drain_timeout (20s)"},
 		{"a deliver timeout that cuts waiting lines", edit("      duration: 2m\n      - recoverer\n\n  # The original", "      duration: 1m\n      - recoverer\n\n  # The original"), "middleware:\n      - correlation_id\n      - poison_queue:\n          topic: poison_queue\n          permanent: [invalid_input, unknown_reference, no_partner, partner_rejected, conflict]",
 			`handler "deliver": its timeout (1m0s) must be over delivery.assembly_timeout plus delivery.deliver_timeout (1m15s)`},
-		{"unknown error kind", edit("permanent: [invalid_input, unknown_reference, no_partner, partner_rejected, late]\n      after_retries: true\n  - retry", "permanent: [invalid_input, typo]\n      after_retries: true\n  - retry"), "permanent: [invalid_input, typo]",
+		{"unknown error kind", edit("permanent: [invalid_input, unknown_reference, no_partner, partner_rejected, conflict, late]\n      after_retries: true\n  - retry", "permanent: [invalid_input, typo]\n      after_retries: true\n  - retry"), "permanent: [invalid_input, typo]",
 			`unknown error kind "typo"`},
 	}
 	for _, tc := range cases {
@@ -132,7 +132,7 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 func TestPoisonAfterRetryIsRejected(t *testing.T) {
 	text := strings.Replace(testenv.Shipped(t), `  - poison_queue:
       topic: poison_queue
-      permanent: [invalid_input, unknown_reference, no_partner, partner_rejected, late]
+      permanent: [invalid_input, unknown_reference, no_partner, partner_rejected, conflict, late]
       after_retries: true
   - retry:
       max_retries: 3`, `  - retry:

@@ -29,6 +29,9 @@ const (
 	// the entry then holds an excerpt, and SizeKey the full size. The full
 	// payload stays in Kafka at the entry's source position.
 	SizeKey = "size_poisoned"
+	// FirstCopyKey is set on a conflict: where the line's first copy was
+	// read ("raw_order/3@1234"); the entry's own position is the copy's.
+	FirstCopyKey = "first_copy_poisoned"
 )
 
 // MaxPoisonPayload is the largest payload a poison entry carries whole;

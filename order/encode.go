@@ -1,6 +1,8 @@
 package order
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strconv"
 )
@@ -98,4 +100,12 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// Fingerprint identifies the line's content: a hash of its encoding, so two
+// copies that differ only in how their JSON was written (spacing, field
+// order) have the same one. 16 bytes of SHA-256, in hex.
+func (l Line) Fingerprint() string {
+	sum := sha256.Sum256(Encode(l))
+	return hex.EncodeToString(sum[:16])
 }

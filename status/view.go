@@ -2,8 +2,10 @@ package status
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -191,7 +193,48 @@ func newView(coll *mongo.Collection, cfg ViewConfig) *View {
 // apply writes the statuses the batch completes, in one insert, and commits
 // them.
 func (v *View) apply(ctx context.Context, recs []Record, now time.Time) error {
+	if err := v.learnFinished(ctx, recs); err != nil {
+		return err
+	}
 	return v.write(ctx, v.transitions(recs, now))
+}
+
+// finishedSteps are the bits of written that say an order is finished for
+// an undecodable message keyed with its id (see fold.order).
+var finishedSteps = uint8(1<<step(Delivered) | 1<<step(Rejected))
+
+// learnFinished asks order_status, for each undecodable message of recs
+// keyed with an order id this process has not seen finish, whether another
+// process finished that order: two finds by _id, fast on any server. The
+// answer keeps a garbage message from giving another router's delivered
+// order a failed document. Such messages are rare, so this costs nothing
+// in the normal flow.
+func (v *View) learnFinished(ctx context.Context, recs []Record) error {
+	var ids []int64
+	v.mu.Lock()
+	for _, rec := range recs {
+		if rec.Status == Failed && rec.Line < 0 && v.written[rec.OrderID]&finishedSteps == 0 && !slices.Contains(ids, rec.OrderID) {
+			ids = append(ids, rec.OrderID)
+		}
+	}
+	v.mu.Unlock()
+	for _, id := range ids {
+		for _, st := range []Status{Delivered, Rejected} {
+			err := v.coll.FindOne(ctx, bson.D{{Key: "_id", Value: strconv.FormatInt(id, 10) + "-" + string(st)}},
+				options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("read whether order %d is %s: %w", id, st, err)
+			}
+			v.mu.Lock()
+			v.written[id] |= 1 << step(st)
+			v.mu.Unlock()
+			break
+		}
+	}
+	return nil
 }
 
 // write inserts the documents of ts in one command, then commits them.

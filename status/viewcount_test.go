@@ -175,3 +175,37 @@ func TestViewReadsAndOpenOrders(t *testing.T) {
 		t.Fatalf("open orders after upkeep: %d %v", n, err)
 	}
 }
+
+// TestGarbageKeyedWithAnotherRoutersFinishedOrder gives one router's view
+// an undecodable message keyed with an order that another router's view
+// delivered: the order keeps delivered as its last document, while a
+// garbage message keyed with an order not finished still fails it.
+func TestGarbageKeyedWithAnotherRoutersFinishedOrder(t *testing.T) {
+	db := testenv.Database(t)
+	ctx := testenv.Context(t, time.Minute)
+	now := time.Now()
+	a := NewView(db, ViewConfig{DeliveryEnabled: true})
+	ext := Record{OrderID: 21, Line: 0, Lines: 1, Status: Routed, Route: "external"}
+	del := Record{OrderID: 21, Line: 0, Lines: 1, Status: Delivered}
+	val := Record{OrderID: 22, Line: 0, Lines: 1, Status: Validated}
+	if err := a.apply(ctx, []Record{ext, del, val}, now); err != nil {
+		t.Fatal(err)
+	}
+	b := NewView(db, ViewConfig{DeliveryEnabled: true})
+	garbage := func(id int64) Record {
+		return Record{OrderID: id, Line: -1, Status: Failed, Stage: Validated, Reason: "not JSON"}
+	}
+	if err := b.apply(ctx, []Record{garbage(21), garbage(22)}, now); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[int64]Status{21: Delivered, 22: Failed} {
+		var last ViewEntry
+		if err := db.Collection(ViewCollection).FindOne(ctx, bson.D{{Key: "order_id", Value: id}},
+			options.FindOne().SetSort(bson.D{{Key: "step", Value: -1}})).Decode(&last); err != nil {
+			t.Fatal(err)
+		}
+		if last.Status != want {
+			t.Errorf("order %d reads %s, want %s", id, last.Status, want)
+		}
+	}
+}

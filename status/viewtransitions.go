@@ -101,11 +101,10 @@ func (v *View) transitions(recs []Record, now time.Time) []transition {
 	}
 	for _, rec := range recs {
 		switch {
-		case rec.Status == Failed && rec.Line < 0 && v.written[rec.OrderID]&(1<<step(Delivered)|1<<step(Rejected)) != 0:
+		case rec.Status == Failed && rec.Line < 0 && v.written[rec.OrderID]&finishedSteps != 0:
 			// An undecodable message reusing a finished order's id does
-			// not fail it (see fold.order). This process knows only what it
-			// inserted itself: another router's finished order still gets
-			// a failed document, a gap the note on the view states.
+			// not fail it (see fold.order), whichever process finished it
+			// (learnFinished asked order_status).
 		case rec.Status == Rejected || rec.Status == Failed:
 			reach(rec, nil, false)
 		case rec.Line >= 0 && rec.Lines == 0 && rec.Status.IsStage():
