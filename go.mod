@@ -102,3 +102,7 @@ require (
 	modernc.org/strutil v1.2.0 // indirect
 	modernc.org/token v1.1.0 // indirect
 )
+
+// kfake with fixes to its group coordinator: dead members expire, one leader
+// per rebalance, members waiting for a sync kept alive (third_party/kfake/PATCH.md).
+replace github.com/twmb/franz-go/pkg/kfake => ./third_party/kfake

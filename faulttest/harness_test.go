@@ -179,6 +179,9 @@ func (s *stack) startRouter(extraEnv ...string) *router {
 		"ORDERFLOW_DELIVERY_PARTNERS_PARTNER_ROUTE_3_SINK_PATH="+filepath.Join(s.dir, "out", "p3"),
 	)
 	cmd.Env = append(cmd.Env, extraEnv...)
+	if v := os.Getenv("FAULT_ROUTER_LOG_LEVEL"); v != "" {
+		cmd.Env = append(cmd.Env, "ORDERFLOW_LOG_LEVEL="+v)
+	}
 	r := &router{t: s.t, cmd: cmd, url: "http://127.0.0.1:" + strconv.Itoa(port), exited: make(chan struct{})}
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -188,7 +191,7 @@ func (s *stack) startRouter(extraEnv ...string) *router {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			r.mu.Lock()
-			if r.logs.Len() < 1<<20 {
+			if r.logs.Len() < 16<<20 {
 				r.logs.WriteString(sc.Text() + "\n")
 			}
 			r.mu.Unlock()
