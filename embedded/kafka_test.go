@@ -26,13 +26,27 @@ import (
 // half such members stayed in the group for ever, Stable, holding the
 // partitions the leader gave them.
 func TestKafkaDeadJoinerExpires(t *testing.T) {
+	// Each group is a coin toss with the bug: eight make a false pass
+	// 1 in 256.
+	groups := 8
+	if testing.Verbose() && os.Getenv("DEAD_JOINER_GROUPS") != "" {
+		groups, _ = strconv.Atoi(os.Getenv("DEAD_JOINER_GROUPS"))
+	}
+	inGroups(t, time.Minute, groups, "g", deadJoiner)
+}
+
+// inGroups runs scenario in groups consumer groups at once, named prefix
+// and a number, on a topic "t" of 4 partitions of a fresh broker, and
+// reports each group's error.
+func inGroups(t *testing.T, timeout time.Duration, groups int, prefix string, scenario func(ctx context.Context, addr, group string) error) {
+	t.Helper()
 	k, err := StartKafka(KafkaConfig{Partitions: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer k.Close()
 	addr := k.Brokers()[0]
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	adm, err := kgo.NewClient(kgo.SeedBrokers(addr))
 	if err != nil {
@@ -42,19 +56,13 @@ func TestKafkaDeadJoinerExpires(t *testing.T) {
 	if _, err := kadm.NewClient(adm).CreateTopic(ctx, 4, 1, nil, "t"); err != nil {
 		t.Fatal(err)
 	}
-	// Each group is a coin toss with the bug: eight make a false pass
-	// 1 in 256.
-	groups := 8
-	if testing.Verbose() && os.Getenv("DEAD_JOINER_GROUPS") != "" {
-		groups, _ = strconv.Atoi(os.Getenv("DEAD_JOINER_GROUPS"))
-	}
 	var wg sync.WaitGroup
 	errs := make([]error, groups)
 	for i := range groups {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = deadJoiner(ctx, addr, fmt.Sprintf("g%d", i))
+			errs[i] = scenario(ctx, addr, fmt.Sprintf("%s%d", prefix, i))
 		}()
 	}
 	wg.Wait()
@@ -191,38 +199,7 @@ func logLevel() kgo.LogLevel {
 // live one in the meantime without answering its sync, so the group had
 // no member until the live one's own sync timed out.
 func TestKafkaLeaderGoneRebalance(t *testing.T) {
-	k, err := StartKafka(KafkaConfig{Partitions: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
-	addr := k.Brokers()[0]
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	adm, err := kgo.NewClient(kgo.SeedBrokers(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	if _, err := kadm.NewClient(adm).CreateTopic(ctx, 4, 1, nil, "t"); err != nil {
-		t.Fatal(err)
-	}
-	const groups = 8
-	var wg sync.WaitGroup
-	errs := make([]error, groups)
-	for i := range groups {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = leaderGone(ctx, addr, fmt.Sprintf("lg%d", i))
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
-	}
+	inGroups(t, 2*time.Minute, 8, "lg", leaderGone)
 }
 
 // rawMember is a group member spoken for on a raw connection.
