@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -71,6 +72,7 @@ func repartition(field string) message.HandlerFunc {
 			return nil, failure.Permanent(failure.InvalidInput, err)
 		}
 		out := message.NewMessage(uuid.NewString(), msg.Payload)
+		out.SetContext(kafkaclient.CarryHop(context.Background(), msg))
 		out.Metadata.Set(kafkaclient.KeyMetadata, aggregate.GroupKey(field, line))
 		return []*message.Message{out}, nil
 	}

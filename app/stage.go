@@ -112,7 +112,7 @@ func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 		}
 	}
 	next := message.NewMessage(uuid.NewString(), order.Encode(out.Line))
-	next.SetContext(withTopic(status.WithLine(context.Background(), ref), topic))
+	next.SetContext(withTopic(status.WithLine(kafkaclient.CarryHop(context.Background(), msg), ref), topic))
 	tracing.Inject(msg.Context(), next) // a no-op unless tracing is on
 	return []*message.Message{next}, nil
 }

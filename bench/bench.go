@@ -50,6 +50,11 @@ type Options struct {
 	// NoAggregationsLines is the size of a run without the aggregation
 	// handlers, to show what they cost; 0 skips it.
 	NoAggregationsLines int
+	// OtherGuaranteeLines is the size of a run with the other
+	// kafka.guarantee (exactly_once when the configuration says
+	// at_least_once, and the other way round), to show what exactly once
+	// costs; 0 skips it, as does the watermill-kafka client.
+	OtherGuaranteeLines int
 	// ReadOrders is the size to which the main run's order_status view is
 	// grown before its reads are timed again; 0 times them only at the
 	// run's own size.
@@ -69,6 +74,7 @@ type Result struct {
 	Machine    string  `json:"machine"`
 	Servers    string  `json:"servers"`
 	Client     string  `json:"client"`
+	Guarantee  string  `json:"guarantee"`
 	Partitions int     `json:"partitions"`
 	Lines      int     `json:"lines"`
 	StartedAt  string  `json:"started_at"`
@@ -90,12 +96,18 @@ type Result struct {
 	NoView *RunFigures `json:"pipeline_without_order_status,omitempty"`
 	// NoAggregations is the pipeline without the aggregations, and
 	// AggregationsRatio the main run's throughput over it.
-	NoAggregations        *RunFigures `json:"pipeline_without_aggregations,omitempty"`
-	AggregationsRatio     float64     `json:"pipeline_over_pipeline_without_aggregations,omitempty"`
-	ViewCost              float64     `json:"pipeline_over_pipeline_without_order_status,omitempty"`
-	RouterOnlyOverCeiling float64     `json:"router_only_over_ceiling"`
-	PipelineOverBaseline  float64     `json:"pipeline_over_baseline"`
-	LargeOverSmall        float64     `json:"large_over_small_throughput,omitempty"`
+	NoAggregations    *RunFigures `json:"pipeline_without_aggregations,omitempty"`
+	AggregationsRatio float64     `json:"pipeline_over_pipeline_without_aggregations,omitempty"`
+	ViewCost          float64     `json:"pipeline_over_pipeline_without_order_status,omitempty"`
+	// OtherGuarantee is the pipeline with the other kafka.guarantee, and
+	// ExactlyOnceOverAtLeastOnce the exactly-once run's throughput over
+	// the at-least-once run's.
+	OtherGuarantee             *RunFigures `json:"pipeline_with_other_guarantee,omitempty"`
+	OtherGuaranteeName         string      `json:"other_guarantee,omitempty"`
+	ExactlyOnceOverAtLeastOnce float64     `json:"exactly_once_over_at_least_once,omitempty"`
+	RouterOnlyOverCeiling      float64     `json:"router_only_over_ceiling"`
+	PipelineOverBaseline       float64     `json:"pipeline_over_baseline"`
+	LargeOverSmall             float64     `json:"large_over_small_throughput,omitempty"`
 	// Reads time the status reads after the main run, at its size and
 	// grown to Options.ReadOrders.
 	Reads []ReadFigures `json:"status_reads,omitempty"`
@@ -134,6 +146,8 @@ type bench struct {
 	noView  bool // runs leave out the order_status collection
 	// noAggregations: runs leave out the aggregation handlers.
 	noAggregations bool
+	// guarantee, when set, replaces kafka.guarantee in runs.
+	guarantee string
 	// reads, when set, is called with the main run's database and order
 	// ids before it is dropped.
 	reads  func(ctx context.Context, db *mongo.Database, ids []int64) error
@@ -152,7 +166,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(b.tmp)
-	res := &Result{Machine: machine(), Client: b.cfg.Kafka.Client, Partitions: opts.Partitions, Lines: opts.Lines,
+	res := &Result{Machine: machine(), Client: b.cfg.Kafka.Client, Guarantee: b.cfg.Kafka.Guarantee, Partitions: opts.Partitions, Lines: opts.Lines,
 		StartedAt: time.Now().UTC().Format(time.RFC3339)}
 	res.Servers = "configured Kafka and MongoDB"
 	if len(b.cfg.Kafka.Brokers) == 0 {
@@ -253,6 +267,25 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		res.NoAggregations = &na
 		res.AggregationsRatio = res.Pipeline.LinesPerSecond / na.LinesPerSecond
 		say("  %.0f lines/s", na.LinesPerSecond)
+	}
+	if opts.OtherGuaranteeLines > 0 && b.cfg.Kafka.Client == "franz" {
+		b.guarantee = config.ExactlyOnce
+		if b.cfg.Kafka.Guarantee == config.ExactlyOnce {
+			b.guarantee = config.AtLeastOnce
+		}
+		say("pipeline with kafka.guarantee %s: %d lines", b.guarantee, opts.OtherGuaranteeLines)
+		og, err := b.pipeline(ctx, opts.OtherGuaranteeLines, 0)
+		other := b.guarantee
+		b.guarantee = ""
+		if err != nil {
+			return nil, fmt.Errorf("pipeline with %s: %w", other, err)
+		}
+		res.OtherGuarantee, res.OtherGuaranteeName = &og, other
+		res.ExactlyOnceOverAtLeastOnce = og.LinesPerSecond / res.Pipeline.LinesPerSecond
+		if other == config.AtLeastOnce {
+			res.ExactlyOnceOverAtLeastOnce = res.Pipeline.LinesPerSecond / og.LinesPerSecond
+		}
+		say("  %.0f lines/s", og.LinesPerSecond)
 	}
 	if opts.HalfRateLines > 0 {
 		rate := res.Pipeline.LinesPerSecond / 2

@@ -35,7 +35,7 @@ func TestBenchSmall(t *testing.T) {
 	defer cancel()
 	var out bytes.Buffer
 	res, err := Run(ctx, Options{Lines: 3000, SmallLines: 1000, HalfRateLines: 600, BaselineLines: 60, BaselineTime: 30 * time.Second,
-		ReadOrders: 5000, Partitions: 4, Config: cfg, Exe: exe, Out: &out})
+		OtherGuaranteeLines: 1500, ReadOrders: 5000, Partitions: 4, Config: cfg, Exe: exe, Out: &out})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
@@ -55,12 +55,14 @@ func TestBenchSmall(t *testing.T) {
 		t.Fatalf("half-rate %+v small %+v", res.HalfRate, res.Small)
 	case len(res.Reads) != 2 || res.Reads[1].Orders != 5000 || res.Reads[0].OrderP50ms <= 0 || res.Reads[1].SummaryMs <= 0 || res.Reads[1].StuckMs <= 0:
 		t.Fatalf("status reads %+v", res.Reads)
+	case res.OtherGuarantee == nil || res.OtherGuaranteeName != config.ExactlyOnce || res.OtherGuarantee.NotFinal != 0 || res.ExactlyOnceOverAtLeastOnce <= 0:
+		t.Fatalf("exactly-once run %+v, ratio %v", res.OtherGuarantee, res.ExactlyOnceOverAtLeastOnce)
 	case res.BaselineCommandsLine < 3:
 		t.Fatalf("the baseline sent %v commands a line: it is not making one query per message", res.BaselineCommandsLine)
 	}
 	var table bytes.Buffer
 	res.Print(&table)
-	for _, row := range []string{"pipeline / ceiling", "Router alone / ceiling", "pipeline / plain baseline", "MongoDB commands per line", "router peak memory", "one order's status, p50 / max, at 5,000 orders"} {
+	for _, row := range []string{"pipeline / ceiling", "Router alone / ceiling", "pipeline / plain baseline", "MongoDB commands per line", "router peak memory", "exactly_once / at_least_once throughput", "one order's status, p50 / max, at 5,000 orders"} {
 		if !strings.Contains(table.String(), row) {
 			t.Fatalf("table has no %q:\n%s", row, table.String())
 		}

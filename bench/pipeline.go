@@ -291,6 +291,9 @@ func (b *bench) runConfig(name string) (*config.Config, string, error) {
 		off := false
 		cfg.Status.OrderStatus = &off
 	}
+	if b.guarantee != "" {
+		cfg.Kafka.Guarantee = b.guarantee
+	}
 	cfg.Log.Level, cfg.Log.Format = "warn", "json"
 	out, err := yaml.Marshal(&cfg)
 	if err != nil {

@@ -13,7 +13,7 @@ var Goals = struct {
 
 // Print writes the result as a table.
 func (r *Result) Print(w io.Writer) {
-	fmt.Fprintf(w, "\norderflow bench: %s lines, %d partitions, %s client\n", group(r.Lines), r.Partitions, r.Client)
+	fmt.Fprintf(w, "\norderflow bench: %s lines, %d partitions, %s client, %s\n", group(r.Lines), r.Partitions, r.Client, r.Guarantee)
 	fmt.Fprintf(w, "servers: %s\nmachine: %s\nstarted: %s\n\n", r.Servers, r.Machine, r.StartedAt)
 	row := func(name, value, goal, verdict string) {
 		fmt.Fprintf(w, "%-44s %-26s %-14s %s\n", name, value, goal, verdict)
@@ -40,6 +40,11 @@ func (r *Result) Print(w io.Writer) {
 	if na := r.NoAggregations; na != nil {
 		row("pipeline without the aggregations", group(int(na.LinesPerSecond))+" lines/s", "", fmt.Sprintf("(%s lines)", group(na.Lines)))
 		row("pipeline / pipeline without aggregations", fmt.Sprintf("%.2f", r.AggregationsRatio), ">= 0.85", check(r.AggregationsRatio >= 0.85))
+	}
+	if og := r.OtherGuarantee; og != nil {
+		row("pipeline with "+r.OtherGuaranteeName, group(int(og.LinesPerSecond))+" lines/s", "", fmt.Sprintf("(%s lines)", group(og.Lines)))
+		row("exactly_once / at_least_once throughput", fmt.Sprintf("%.2f", r.ExactlyOnceOverAtLeastOnce), "", "")
+		row("duplicate records / not final, "+r.OtherGuaranteeName, fmt.Sprintf("%d / %d", og.Duplicates, og.NotFinal), "0 / 0", check(og.NotFinal == 0))
 	}
 	row("pipeline / ceiling", fmt.Sprintf("%.3f", r.PipelineOverCeiling), fmt.Sprintf(">= %.1f", Goals.PipelineOverCeiling), check(r.PipelineOverCeiling >= Goals.PipelineOverCeiling))
 	if r.BaselineLPS > 0 {

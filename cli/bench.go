@@ -26,10 +26,14 @@ func benchCmd(g *globals) *cobra.Command {
 	readOrders := f.Int("read-orders", 1_000_000, "orders to grow the order_status view to before timing its reads again (0: at the run's size only)")
 	noView := f.Int("no-view-lines", -1, "lines of the run without the order_status collection, to compare (default: as --lines; 0 skips)")
 	noAgg := f.Int("no-aggregations-lines", -1, "lines of the run without the aggregations, to compare (default: as --lines; 0 skips)")
+	otherGuarantee := f.Int("other-guarantee-lines", -1, "lines of the run with the other kafka.guarantee (exactly_once or at_least_once), to compare (default: as --lines; 0 skips)")
 	jsonPath := f.String("json", "", "also write the figures to this file")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *noAgg < 0 {
 			*noAgg = *lines
+		}
+		if *otherGuarantee < 0 {
+			*otherGuarantee = *lines
 		}
 		if *noView < 0 {
 			*noView = *lines
@@ -50,7 +54,7 @@ func benchCmd(g *globals) *cobra.Command {
 		}
 		res, err := bench.Run(cmd.Context(), bench.Options{
 			Lines: *lines, SmallLines: *small, HalfRateLines: min(*half, *lines), BaselineLines: *baseLines, BaselineTime: *baseTime,
-			NoViewLines: *noView, NoAggregationsLines: *noAgg, ReadOrders: *readOrders, Partitions: *partitions, Config: cfg, Exe: exe, Out: g.stdout, Logger: g.logger(cfg),
+			NoViewLines: *noView, NoAggregationsLines: *noAgg, OtherGuaranteeLines: *otherGuarantee, ReadOrders: *readOrders, Partitions: *partitions, Config: cfg, Exe: exe, Out: g.stdout, Logger: g.logger(cfg),
 		})
 		if err != nil {
 			return err

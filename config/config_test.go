@@ -104,6 +104,10 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 			"delivery.deliver_timeout: 30s must be shorter than kafka.drain_timeout (20s)"},
 		{"a deliver timeout that cuts waiting lines", edit("      duration: 2m\n      - recoverer\n\n  # The original", "      duration: 1m\n      - recoverer\n\n  # The original"), "middleware:\n      - correlation_id\n      - poison_queue:\n          topic: poison_queue\n          permanent: [invalid_input, unknown_reference, no_partner, partner_rejected, conflict]",
 			`handler "deliver": its timeout (1m0s) must be over delivery.assembly_timeout plus delivery.deliver_timeout (1m15s)`},
+		{"unknown guarantee", edit("guarantee: at_least_once", "guarantee: exactly-once"), "guarantee: exactly-once",
+			`kafka.guarantee: "exactly-once" is not at_least_once or exactly_once`},
+		{"exactly once with the Sarama client", strings.Replace(edit("client: franz", "client: watermill-kafka"), "guarantee: at_least_once", "guarantee: exactly_once", 1), "guarantee: exactly_once",
+			"kafka.guarantee: exactly_once needs the franz client: watermill-kafka's Sarama consumer commits offsets on its own"},
 		{"unknown error kind", edit("permanent: [invalid_input, unknown_reference, no_partner, partner_rejected, conflict, late]\n      after_retries: true\n  - retry", "permanent: [invalid_input, typo]\n      after_retries: true\n  - retry"), "permanent: [invalid_input, typo]",
 			`unknown error kind "typo"`},
 	}

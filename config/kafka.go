@@ -19,7 +19,11 @@ type KafkaConfig struct {
 	// InitialOffset is where a group without committed offsets starts:
 	// "oldest" (the default, nothing produced before the first start is
 	// skipped) or "latest".
-	InitialOffset  string   `yaml:"initial_offset"`
+	InitialOffset string `yaml:"initial_offset"`
+	// Guarantee is at_least_once (the default) or exactly_once: each hop's
+	// outputs and the offsets of the messages they came from commit in one
+	// Kafka transaction, and consumers read committed data only.
+	Guarantee      string   `yaml:"guarantee"`
 	MaxInFlight    int      `yaml:"max_in_flight"`
 	CommitInterval Duration `yaml:"commit_interval"`
 	SessionTimeout Duration `yaml:"session_timeout"`
@@ -63,9 +67,16 @@ type SASLConfig struct {
 	Password  string `yaml:"password" secret:"true"`
 }
 
+// The delivery guarantees of kafka.guarantee.
+const (
+	AtLeastOnce = "at_least_once"
+	ExactlyOnce = "exactly_once"
+)
+
 func (k *KafkaConfig) setDefaults() {
 	defStr(&k.Client, "franz")
 	defStr(&k.InitialOffset, "oldest")
+	defStr(&k.Guarantee, AtLeastOnce)
 	defStr(&k.Compression, "none")
 	defInt(&k.MaxInFlight, 1024)
 	defDur(&k.CommitInterval, 250*time.Millisecond)
@@ -83,6 +94,12 @@ func (k KafkaConfig) Validate() error { return validateSection(k) }
 func (k KafkaConfig) validate(p *problems) {
 	if !slices.Contains([]string{"franz", "watermill-kafka"}, k.Client) {
 		p.add("client", "%q is not franz or watermill-kafka", k.Client)
+	}
+	if k.Guarantee != AtLeastOnce && k.Guarantee != ExactlyOnce {
+		p.add("guarantee", "%q is not %s or %s", k.Guarantee, AtLeastOnce, ExactlyOnce)
+	}
+	if k.Guarantee == ExactlyOnce && k.Client != "franz" {
+		p.add("guarantee", "exactly_once needs the franz client: watermill-kafka's Sarama consumer commits offsets on its own, apart from any producer, so a handler's outputs and the offset of the message they came from cannot commit in one transaction")
 	}
 	if k.InitialOffset != "oldest" && k.InitialOffset != "latest" {
 		p.add("initial_offset", "%q is not oldest or latest", k.InitialOffset)

@@ -53,6 +53,9 @@ func (s *stack) diagnose(res []generator.Result, routers []*router) {
 		}
 	}
 	t.Logf("diag: %d orders with records, %d not final, %d with no record at all: %v", len(orders), len(stuck), len(missing), head(missing, 30))
+	// Before the topics are read committed: a transaction left open holds
+	// every read below it.
+	s.diagStable(ctx)
 	// Where every line of the stuck orders sits.
 	type key struct {
 		o int64
@@ -137,6 +140,36 @@ func reasonOf(r string) string {
 }
 
 func head[T any](xs []T, n int) []T { return xs[:min(n, len(xs))] }
+
+// diagStable logs the partitions whose last stable offset is below their
+// end: a transaction open there hides what follows from read-committed
+// consumers.
+func (s *stack) diagStable(ctx context.Context) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.kafkaAddr))
+	if err != nil {
+		s.t.Logf("diag: client: %v", err)
+		return
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for _, topic := range append(diagTopics, "order_price", "poison_queue") {
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		if err != nil {
+			s.t.Logf("diag: end offsets of %s: %v", topic, err)
+			continue
+		}
+		stable, err := adm.ListCommittedOffsets(ctx, topic)
+		if err != nil {
+			s.t.Logf("diag: stable offsets of %s: %v", topic, err)
+			continue
+		}
+		ends.Each(func(o kadm.ListedOffset) {
+			if st, ok := stable.Lookup(topic, o.Partition); ok && st.Offset < o.Offset {
+				s.t.Logf("diag: %s/%d last stable %d, end %d: a transaction is open", topic, o.Partition, st.Offset, o.Offset)
+			}
+		})
+	}
+}
 
 func (s *stack) diagGroups(ctx context.Context) {
 	t := s.t

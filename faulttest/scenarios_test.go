@@ -18,14 +18,16 @@ import (
 const everything = math.MaxInt64 / 2
 
 // sigkill kills the router at random moments while orders flow, restarting
-// it each time.
+// it each time. guarantee is kafka.guarantee (empty: the shipped one), for
+// sigkill, brokerTrouble and twoRouters.
 //
 // The router restarts as the same static member (kafka.instance_id), as a
 // process restarted in place by systemd or a StatefulSet would: it takes
 // its partitions back at once instead of waiting for the group to expire
 // the dead member.
-func sigkill(t *testing.T, orders int, rate float64, kills int) {
+func sigkill(t *testing.T, orders int, rate float64, kills int, guarantee string) {
 	s := newStack(t)
+	s.guarantee = guarantee
 	const id = "ORDERFLOW_KAFKA_INSTANCE_ID=router-1"
 	r := s.startRouter(id)
 	mon := s.watch(1, everything)
@@ -110,9 +112,10 @@ func sigterm(t *testing.T, orders int, rate float64) {
 
 // brokerTrouble cuts the broker connection, slows it, then restarts the
 // broker on its data dir.
-func brokerTrouble(t *testing.T, orders int, rate float64) {
+func brokerTrouble(t *testing.T, orders int, rate float64, guarantee string) {
 	s := newStack(t)
-	s.startRouter()
+	s.guarantee = guarantee
+	r := s.startRouter()
 	mon := s.watch(1, everything)
 	gen := s.generate(orders, rate, 4)
 	time.Sleep(time.Second)
@@ -128,6 +131,10 @@ func brokerTrouble(t *testing.T, orders int, rate float64) {
 	recovered := time.Now()
 	res := <-gen
 	s.waitFinal([]generator.Result{res}, 3*time.Minute)
+	if s.finalCount(res) < res.Orders {
+		s.diagnose([]generator.Result{res}, []*router{r})
+		t.FailNow()
+	}
 	rep := s.check("broker cut, slowed, restarted", []generator.Result{res}, mon)
 	rep.Figures = append(rep.Figures, "5s cut, 5s at +20ms a packet, restart with 2s down",
 		fmt.Sprintf("caught up %.1fs after the restart", time.Since(recovered).Seconds()))
@@ -135,8 +142,9 @@ func brokerTrouble(t *testing.T, orders int, rate float64) {
 }
 
 // twoRouters runs two routers in one group and kills one.
-func twoRouters(t *testing.T, orders int, rate float64) {
+func twoRouters(t *testing.T, orders int, rate float64, guarantee string) {
 	s := newStack(t)
+	s.guarantee = guarantee
 	a := s.startRouter()
 	b := s.startRouter()
 	ctx := testenv.Context(t, time.Minute)

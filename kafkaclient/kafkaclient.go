@@ -165,12 +165,19 @@ func (k *Kafka) NewSubscriber(group string) (message.Subscriber, error) {
 		SessionTimeout:   k.cfg.SessionTimeout.Duration,
 		RebalanceTimeout: k.cfg.RebalanceTimeout.Duration,
 		InstanceID:       k.cfg.InstanceID,
+		ExactlyOnce:      k.cfg.Guarantee == config.ExactlyOnce,
 		Logger:           k.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create kafka subscriber: %w", err)
 	}
 	return sub, nil
+}
+
+// CarryHop returns ctx with the transaction of the consumed message from,
+// for the messages a handler publishes for it (see kafkapubsub.CarryHop).
+func CarryHop(ctx context.Context, from *message.Message) context.Context {
+	return kafkapubsub.CarryHop(ctx, from.Context())
 }
 
 // producerConfig is the Sarama configuration of the watermill-kafka

@@ -71,6 +71,12 @@ func (s *subscription) send(d *delivery) {
 	// expects (work a handler started for it stops), or when its partition
 	// goes away; its Position's Claim ends with the partition only.
 	ctx, cancel := context.WithCancel(d.part.ctx)
+	if s.tx != nil {
+		s.tx.mu.Lock()
+		gen := s.tx.gen
+		s.tx.mu.Unlock()
+		ctx = context.WithValue(ctx, hopKey{}, &hop{sub: s, d: d, gen: gen})
+	}
 	msg.SetContext(withPosition(ctx, &Position{Topic: s.topic, Partition: d.part.id, Offset: d.offset, Key: d.key, Claim: d.part.ctx, Leaving: d.part.gone}))
 	select {
 	case s.out <- msg:
@@ -109,6 +115,9 @@ func (s *subscription) settle(d *delivery, acked bool) {
 }
 
 func (s *subscription) settleLocked(d *delivery, acked bool) {
+	if s.tx != nil {
+		s.tx.settled(d, acked)
+	}
 	if acked {
 		d.part.win.ack(d.offset)
 	}
@@ -122,6 +131,11 @@ func (s *subscription) settleLocked(d *delivery, acked bool) {
 }
 
 func (s *subscription) nacked(d *delivery) {
+	if s.tx != nil {
+		// Its outputs, if it produced any, are in the open transaction,
+		// and its redelivery produces them again: the transaction aborts.
+		s.tx.settled(d, false)
+	}
 	s.mu.Lock()
 	if s.isClosing || d.part.revoking {
 		s.settleLocked(d, false)

@@ -13,7 +13,10 @@
 //
 // The router, its middleware and the ack semantics are unchanged: a message is
 // acked when its handler and the publish of its output succeeded, and only
-// acked messages are committed. Delivery is at least once.
+// acked messages are committed. Delivery is at least once; with
+// SubscriberConfig.ExactlyOnce, the outputs a handler publishes with the
+// consumed message's hop (CarryHop) and that message's offset commit in one
+// Kafka transaction (txn.go), and consumers read committed data only.
 //
 // Messages use watermill-kafka's conventions: the message UUID travels in the
 // _watermill_message_uuid header and metadata entries become headers, so the

@@ -84,17 +84,35 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	records := make([]*kgo.Record, len(msgs))
-	for i, msg := range msgs {
+	// Messages carrying the hop of a consumed message (CarryHop) go in its
+	// subscription's transaction; the others through this producer.
+	var hops map[*hop][]*kgo.Record
+	var plain []*kgo.Record
+	for _, msg := range msgs {
 		r, err := p.record(topic, msg)
 		if err != nil {
 			return err
 		}
-		records[i] = r
+		if h := hopFrom(msg.Context()); h != nil {
+			if hops == nil {
+				hops = map[*hop][]*kgo.Record{}
+			}
+			hops[h] = append(hops[h], r)
+		} else {
+			plain = append(plain, r)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DeliveryTimeout+time.Second)
 	defer cancel()
-	if err := p.client.ProduceSync(ctx, records...).FirstErr(); err != nil {
+	for h, recs := range hops {
+		if err := h.sub.produce(ctx, h, recs); err != nil {
+			return fmt.Errorf("publish to %s in a transaction: %w", topic, err)
+		}
+	}
+	if len(plain) == 0 {
+		return nil
+	}
+	if err := p.client.ProduceSync(ctx, plain...).FirstErr(); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
 	return nil

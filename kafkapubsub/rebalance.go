@@ -3,6 +3,8 @@ package kafkapubsub
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -48,6 +50,9 @@ func (s *subscription) revoked(ctx context.Context, _ *kgo.Client, revoked map[s
 
 // lost runs when the group dropped this member: nothing may be committed.
 func (s *subscription) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	if s.tx != nil {
+		s.tx.fence()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, id := range lost[s.topic] {
@@ -115,26 +120,16 @@ func (s *subscription) commitLoop() {
 func (s *subscription) commit(ctx context.Context, parts []*partition, final bool) {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
-	points := map[int32]commitPoint{}
-	s.mu.Lock()
-	for _, p := range parts {
-		if c, ok := p.win.point(p.acked); ok && !p.revoked && (c.offset > p.committed || (c.offset == p.committed && c.metadata != p.committedMeta)) {
-			points[p.id] = c
-		}
+	if s.tx != nil {
+		s.commitTxn(ctx, parts, final)
+		return
 	}
+	s.mu.Lock()
+	points := s.pointsLocked(parts)
 	s.mu.Unlock()
 	if len(points) > 0 {
 		cerr := s.commitPoints(ctx, points)
-		if cerr != nil && !errors.Is(cerr, context.Canceled) {
-			s.log.Warn("offset commit failed; it is retried at the next interval", "error", cerr)
-		}
-		s.mu.Lock()
-		for _, p := range parts {
-			if c, ok := points[p.id]; ok && (cerr == nil || final) && c.offset >= p.committed {
-				p.committed, p.committedMeta = c.offset, c.metadata
-			}
-		}
-		s.mu.Unlock()
+		s.committed(parts, points, cerr == nil || final, cerr)
 	}
 	if final {
 		s.mu.Lock()
@@ -143,6 +138,86 @@ func (s *subscription) commit(ctx context.Context, parts []*partition, final boo
 		}
 		s.mu.Unlock()
 	}
+}
+
+// pointsLocked returns the commit points of parts that moved since their
+// last commit.
+func (s *subscription) pointsLocked(parts []*partition) map[int32]commitPoint {
+	points := map[int32]commitPoint{}
+	for _, p := range parts {
+		if c, ok := p.win.point(p.acked); ok && !p.revoked && (c.offset > p.committed || (c.offset == p.committed && c.metadata != p.committedMeta)) {
+			points[p.id] = c
+		}
+	}
+	return points
+}
+
+// committed records points as the partitions' last commit when keep is set
+// (a failed commit is kept when the partitions leave: it is not retried),
+// and logs cerr.
+func (s *subscription) committed(parts []*partition, points map[int32]commitPoint, keep bool, cerr error) {
+	if cerr != nil && !errors.Is(cerr, context.Canceled) {
+		s.log.Warn("offset commit failed; it is retried at the next interval", "error", cerr)
+	}
+	if !keep {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range parts {
+		if c, ok := points[p.id]; ok && c.offset >= p.committed {
+			p.committed, p.committedMeta = c.offset, c.metadata
+		}
+	}
+}
+
+// commitTxn is commit with ExactlyOnce: it ends the open transaction with
+// the offsets of every partition here, not only of parts (a transaction
+// holds the outputs of all of them), once every message that produced in
+// it has settled. Without a transaction open, nothing was produced since
+// the last one, and the offsets are committed as without ExactlyOnce. A
+// transaction that cannot commit aborts, and every partition rewinds to its
+// last commit (abortedLocked).
+func (s *subscription) commitTxn(ctx context.Context, leaving []*partition, final bool) {
+	open, abort := s.tx.stop(s.cfg.DrainTimeout)
+	s.mu.Lock()
+	parts := slices.Collect(maps.Values(s.parts))
+	for _, p := range leaving {
+		if s.parts[p.id] != p {
+			parts = append(parts, p)
+		}
+	}
+	points := s.pointsLocked(parts)
+	s.mu.Unlock()
+	aborted, unended := false, false
+	switch {
+	case open:
+		ok, ended, err := s.endTxn(ctx, points, !abort)
+		if ok {
+			s.committed(parts, points, true, nil)
+			break
+		}
+		aborted, unended = true, !ended
+		msg := "transaction aborted; the messages in flight are consumed again from the last commit"
+		if unended {
+			msg = "transaction could not be ended; it is aborted at the next commit, and outputs wait until then"
+		}
+		s.log.Warn(msg, "error", err, "dirty", abort)
+		s.mu.Lock()
+		s.abortedLocked()
+		s.mu.Unlock()
+	case len(points) > 0:
+		cerr := s.commitPoints(ctx, points)
+		s.committed(parts, points, cerr == nil || final, cerr)
+	}
+	if final {
+		s.mu.Lock()
+		for _, p := range leaving {
+			p.revoked = true
+		}
+		s.mu.Unlock()
+	}
+	s.tx.resume(aborted, unended)
 }
 
 func (s *subscription) lag() []PartitionLag {

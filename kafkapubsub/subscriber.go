@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -48,7 +49,12 @@ type SubscriberConfig struct {
 	// it doubles on each nack of the same message up to MaxNackBackoff.
 	NackBackoff    time.Duration
 	MaxNackBackoff time.Duration
-	Logger         *slog.Logger
+	// ExactlyOnce makes each hop transactional (see txn.go): the outputs a
+	// handler publishes with CarryHop and the offsets of the messages they
+	// came from are committed in one Kafka transaction. Without it,
+	// delivery is at least once.
+	ExactlyOnce bool
+	Logger      *slog.Logger
 }
 
 func (c *SubscriberConfig) setDefaults() {
@@ -195,6 +201,12 @@ type subscription struct {
 	isClosing  bool
 	commitMu   sync.Mutex // serialises commits with the revoke of partitions
 	ctxWatcher chan struct{}
+
+	// With ExactlyOnce: the transaction, its id, and the offsets run
+	// rewinds partitions to after an abort.
+	tx     *txn
+	txnID  string
+	rewind map[int32]kgo.EpochOffset
 }
 
 type partition struct {
@@ -206,6 +218,9 @@ type partition struct {
 	inflight  int
 	queued    int
 	committed int64
+	// first is the first offset fetched here, where an abort rewinds a
+	// partition never committed; -1 before.
+	first int64
 	// committedMeta is the metadata of the last commit: the acked offsets
 	// above it (see acked.go).
 	committedMeta string
@@ -243,6 +258,7 @@ func newSubscription(ctx context.Context, cfg SubscriberConfig, topic string) (*
 		ctxWatcher: make(chan struct{}),
 		parts:      map[int32]*partition{},
 		timers:     map[*time.Timer]*delivery{},
+		rewind:     map[int32]kgo.EpochOffset{},
 	}
 	sub.cond = sync.NewCond(&sub.mu)
 	start := kgo.NewOffset().AtStart()
@@ -270,9 +286,30 @@ func newSubscription(ctx context.Context, cfg SubscriberConfig, topic string) (*
 		// franz-go names the group in its own key-values: the logger it gets
 		// carries only the topic, so no line says "group" twice.
 		kgo.WithLogger(kgoLogger{cfg.Logger.With("topic", topic)}),
+		// Only what transactions committed, in both modes: a consumer
+		// of another router's exactly-once outputs never sees aborted
+		// ones.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	}, cfg.ClientOptions...)
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID+"-"+topic))
+	}
+	if cfg.ExactlyOnce {
+		// A static member's transactional id is stable, so that its
+		// restart aborts what the crashed process left open at once;
+		// otherwise that waits for the transaction timeout.
+		sub.txnID = cfg.ConsumerGroup + "." + topic + "." + uuid.NewString()
+		if cfg.InstanceID != "" {
+			sub.txnID = cfg.ConsumerGroup + "." + topic + "." + cfg.InstanceID
+		}
+		sub.tx = newTxn()
+		opts = append(opts,
+			kgo.TransactionalID(sub.txnID),
+			kgo.TransactionTimeout(cfg.DrainTimeout+10*time.Second),
+			kgo.RequireStableFetchOffsets(),
+			kgo.ProducerBatchMaxBytes(1<<20),
+			kgo.RecordDeliveryTimeout(30*time.Second),
+		)
 	}
 	client, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -343,10 +380,25 @@ func (s *subscription) run() {
 		}
 		var ds []*delivery
 		s.mu.Lock()
+		var rewound map[int32]kgo.EpochOffset
+		if len(s.rewind) > 0 {
+			// An abort gave up on what was in flight: fetch again from
+			// the last commit. What this poll brought of those
+			// partitions predates the rewind.
+			rewound = s.rewind
+			s.rewind = map[int32]kgo.EpochOffset{}
+			s.client.SetOffsets(map[string]map[int32]kgo.EpochOffset{s.topic: rewound})
+		}
 		fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
+			if _, ok := rewound[ftp.Partition]; ok {
+				return
+			}
 			part := s.partitionLocked(ftp.Partition)
 			part.hwm = ftp.HighWatermark
 			for _, r := range ftp.Records {
+				if part.first < 0 {
+					part.first = r.Offset
+				}
 				part.win.add(r.Offset, r.LeaderEpoch)
 				if part.acked[r.Offset] {
 					// Acked by the partition's previous owner.
@@ -380,7 +432,7 @@ func (s *subscription) partitionLocked(id int32) *partition {
 	p := s.parts[id]
 	if p == nil {
 		ctx, cancel := context.WithCancel(context.Background())
-		p = &partition{id: id, win: newWindow(), committed: -1, gone: make(chan struct{}), ctx: ctx, cancel: cancel}
+		p = &partition{id: id, win: newWindow(), committed: -1, first: -1, gone: make(chan struct{}), ctx: ctx, cancel: cancel}
 		s.parts[id] = p
 	}
 	return p

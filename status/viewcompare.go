@@ -13,11 +13,18 @@ import (
 // what it found last: the view trails the records by at most the resolve
 // interval (see ViewConfig.ResolveAfter).
 func WaitView(ctx context.Context, db *mongo.Database, orders []*Order) ([]string, error) {
+	var last []string
 	for {
 		wrong, err := CompareView(ctx, db, orders)
+		if err != nil && ctx.Err() != nil && last != nil {
+			// The time ran out during a read: the last full read's
+			// disagreements are the answer.
+			return last, nil
+		}
 		if err != nil || len(wrong) == 0 {
 			return wrong, err
 		}
+		last = wrong
 		select {
 		case <-ctx.Done():
 			return wrong, nil
