@@ -44,6 +44,10 @@ func sigkill(t *testing.T, orders int, rate float64, kills int, guarantee string
 	res := <-gen
 	s.waitFinal([]generator.Result{res}, 3*time.Minute)
 	catchUp := time.Since(lastRestart)
+	if s.finalCount(res) < res.Orders {
+		s.diagnose([]generator.Result{res}, []*router{r})
+		t.FailNow()
+	}
 	rep := s.check("SIGKILL", []generator.Result{res}, mon)
 	if rep.Failed != 0 {
 		t.Errorf("%d orders failed: a kill must not poison anything", rep.Failed)
