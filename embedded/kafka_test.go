@@ -118,32 +118,13 @@ func deadJoiner(ctx context.Context, addr, group string) error {
 
 	// The member that dies: its second JoinGroup waits for the live member
 	// to rejoin, and its connection closes meanwhile.
-	conn, err := net.Dial("tcp", addr)
+	dying, err := newRawMember(addr, group, session)
 	if err != nil {
 		return err
 	}
-	meta := kmsg.NewConsumerMemberMetadata()
-	meta.Version = 1
-	meta.Topics = []string{"t"}
-	join := kmsg.NewPtrJoinGroupRequest()
-	join.Version = 5
-	join.Group = group
-	join.SessionTimeoutMillis = int32(session / time.Millisecond)
-	join.RebalanceTimeoutMillis = 20_000
-	join.ProtocolType = "consumer"
-	proto := kmsg.NewJoinGroupRequestProtocol()
-	proto.Name = "range"
-	proto.Metadata = meta.AppendTo(nil)
-	join.Protocols = append(join.Protocols, proto)
-	resp := kmsg.NewPtrJoinGroupResponse()
-	if err := roundTrip(conn, 1, join, resp); err != nil {
-		return err
-	}
-	if resp.MemberID == "" {
-		return fmt.Errorf("group %s: no member id from the first join (error %d)", group, resp.ErrorCode)
-	}
-	join.MemberID = resp.MemberID
-	if err := send(conn, 2, join); err != nil {
+	join := dying.join
+	dying.corr++
+	if err := send(dying.conn, dying.corr, join); err != nil {
 		return err
 	}
 	if err := waitFor("rebalancing with the joiner", 10*time.Second, func(g kadm.DescribedGroup) bool {
@@ -151,7 +132,7 @@ func deadJoiner(ctx context.Context, addr, group string) error {
 	}); err != nil {
 		return err
 	}
-	conn.Close()
+	dying.conn.Close()
 
 	// The live member rejoins, leads, gives the dead one its share; the
 	// dead one must then go within its session timeout.

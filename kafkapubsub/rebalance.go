@@ -128,15 +128,26 @@ func (s *subscription) commit(ctx context.Context, parts []*partition, final boo
 	points := s.pointsLocked(parts)
 	s.mu.Unlock()
 	if len(points) > 0 {
-		cerr := s.commitPoints(ctx, points)
-		s.committed(parts, points, cerr == nil || final, cerr)
+		s.commitPlain(ctx, parts, points, final)
 	}
 	if final {
-		s.mu.Lock()
-		for _, p := range parts {
-			p.revoked = true
-		}
-		s.mu.Unlock()
+		s.markRevoked(parts)
+	}
+}
+
+// commitPlain commits points outside any transaction and records them as
+// the partitions' last commit (see committed).
+func (s *subscription) commitPlain(ctx context.Context, parts []*partition, points map[int32]commitPoint, final bool) {
+	cerr := s.commitPoints(ctx, points)
+	s.committed(parts, points, cerr == nil || final, cerr)
+}
+
+// markRevoked marks parts revoked, so that no later commit touches them.
+func (s *subscription) markRevoked(parts []*partition) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range parts {
+		p.revoked = true
 	}
 }
 
@@ -207,15 +218,10 @@ func (s *subscription) commitTxn(ctx context.Context, leaving []*partition, fina
 		s.abortedLocked()
 		s.mu.Unlock()
 	case len(points) > 0:
-		cerr := s.commitPoints(ctx, points)
-		s.committed(parts, points, cerr == nil || final, cerr)
+		s.commitPlain(ctx, parts, points, final)
 	}
 	if final {
-		s.mu.Lock()
-		for _, p := range leaving {
-			p.revoked = true
-		}
-		s.mu.Unlock()
+		s.markRevoked(leaving)
 	}
 	s.tx.resume(aborted, unended)
 }
