@@ -24,6 +24,9 @@ func TestComposeFileWorksAsWritten(t *testing.T) {
 			Environment map[string]string `yaml:"environment"`
 			Ports       []string          `yaml:"ports"`
 			Volumes     []string          `yaml:"volumes"`
+			// Hostname and ContainerName would be one for every replica.
+			Hostname      string `yaml:"hostname"`
+			ContainerName string `yaml:"container_name"`
 		} `yaml:"services"`
 		Volumes map[string]any `yaml:"volumes"`
 	}
@@ -41,6 +44,14 @@ func TestComposeFileWorksAsWritten(t *testing.T) {
 		if !strings.HasPrefix(p, "127.0.0.1:") {
 			t.Errorf("orderflow port %q is not bound to loopback", p)
 		}
+	}
+	// Replicas are static members under their host names (the container
+	// ids): one host name for all of them would make them one member.
+	if router.Environment["ORDERFLOW_KAFKA_INSTANCE_ID_FROM_HOSTNAME"] != "true" {
+		t.Errorf("orderflow replicas are dynamic members: a replica restarted in place waits for a rebalance")
+	}
+	if router.Hostname != "" || router.ContainerName != "" {
+		t.Errorf("orderflow sets hostname %q / container_name %q: replicas would share an instance id, or not scale", router.Hostname, router.ContainerName)
 	}
 	// Kafka's log dirs must be where its volume is mounted.
 	kafka := compose.Services["kafka"]

@@ -108,6 +108,10 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 			`kafka.guarantee: "exactly-once" is not at_least_once or exactly_once`},
 		{"exactly once with the Sarama client", strings.Replace(edit("client: franz", "client: watermill-kafka"), "guarantee: at_least_once", "guarantee: exactly_once", 1), "guarantee: exactly_once",
 			"kafka.guarantee: exactly_once needs the franz client: watermill-kafka's Sarama consumer commits offsets on its own"},
+		{"an instance id Kafka refuses", edit(`instance_id: ""`, `instance_id: "router 1"`), `instance_id: "router 1"`,
+			`kafka.instance_id: instance id "router 1" has ' ': Kafka takes letters, digits, '.', '_' and '-' only`},
+		{"two instance ids", edit("instance_id: \"\"\n  instance_id_from_hostname: false", "instance_id: router-1\n  instance_id_from_hostname: true"), "instance_id_from_hostname: true",
+			`kafka.instance_id_from_hostname: cannot be set with instance_id ("router-1")`},
 		{"unknown error kind", edit("permanent: [invalid_input, unknown_reference, no_partner, partner_rejected, conflict, late]\n      after_retries: true\n  - retry", "permanent: [invalid_input, typo]\n      after_retries: true\n  - retry"), "permanent: [invalid_input, typo]",
 			`unknown error kind "typo"`},
 	}
@@ -235,5 +239,32 @@ func TestOversizedConfigurationIsRefused(t *testing.T) {
 	var ce *config.ConfigError
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "over the 1048576-byte limit") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestInstanceIDFromHostname: replicas without a name of their own (compose
+// --scale) are static members under their host name, which must be one
+// Kafka takes as an instance id.
+func TestInstanceIDFromHostname(t *testing.T) {
+	env := map[string]string{"ORDERFLOW_KAFKA_INSTANCE_ID_FROM_HOSTNAME": "true"}
+	cfg, err := config.Load([]byte(testenv.Shipped(t)), "orderflow.yaml", func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := func(name string, err error) func() (string, error) {
+		return func() (string, error) { return name, err }
+	}
+	if id, err := cfg.Kafka.ResolveInstanceID(host("3f2a9c1b7d4e", nil)); err != nil || id != "3f2a9c1b7d4e" {
+		t.Fatalf("from a container's host name: %q, %v", id, err)
+	}
+	if _, err := cfg.Kafka.ResolveInstanceID(host("router one", nil)); err == nil || !strings.Contains(err.Error(), "kafka.instance_id_from_hostname") {
+		t.Fatalf("a host name Kafka refuses: %v", err)
+	}
+	if _, err := cfg.Kafka.ResolveInstanceID(host("", errors.New("no uname"))); err == nil || !strings.Contains(err.Error(), "no uname") {
+		t.Fatalf("no host name: %v", err)
+	}
+	cfg.Kafka.InstanceIDFromHostname = false
+	if id, err := cfg.Kafka.ResolveInstanceID(host("3f2a9c1b7d4e", nil)); err != nil || id != "" {
+		t.Fatalf("dynamic membership by default: %q, %v", id, err)
 	}
 }

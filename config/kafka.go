@@ -34,8 +34,13 @@ type KafkaConfig struct {
 	// InstanceID makes the process a static member of its consumer groups:
 	// restarted with the same id, it gets its partitions back at once
 	// instead of after a rebalance. Unique per process (a pod name).
-	InstanceID string   `yaml:"instance_id"`
-	Linger     Duration `yaml:"linger"`
+	InstanceID string `yaml:"instance_id"`
+	// InstanceIDFromHostname takes the instance id from the host name, for
+	// replicas that have no name of their own to be given: a container's
+	// host name is its id, kept across restarts and new when it is
+	// recreated (docker compose --scale).
+	InstanceIDFromHostname bool     `yaml:"instance_id_from_hostname"`
+	Linger                 Duration `yaml:"linger"`
 	// Compression of produced batches: none (the default; on a local
 	// network it only costs CPU), gzip, snappy, lz4 or zstd.
 	Compression     string   `yaml:"compression"`
@@ -116,6 +121,17 @@ func (k KafkaConfig) validate(p *problems) {
 	if k.InstanceID != "" && k.Client != "franz" {
 		p.add("instance_id", "static membership needs the franz client")
 	}
+	if k.InstanceIDFromHostname && k.Client != "franz" {
+		p.add("instance_id_from_hostname", "static membership needs the franz client")
+	}
+	if k.InstanceIDFromHostname && k.InstanceID != "" {
+		p.add("instance_id_from_hostname", "cannot be set with instance_id (%q): say one id", k.InstanceID)
+	}
+	if k.InstanceID != "" {
+		if err := CheckInstanceID(k.InstanceID); err != nil {
+			p.add("instance_id", "%v", err)
+		}
+	}
 	if k.Replication < 1 {
 		p.add("replication", "must be at least 1")
 	}
@@ -130,6 +146,41 @@ func (k KafkaConfig) validate(p *problems) {
 	if k.SASL.Mechanism != "" && k.SASL.Username == "" {
 		p.add("sasl.username", "is required with a SASL mechanism")
 	}
+}
+
+// maxInstanceID leaves room in Kafka's 249 characters of a group instance id
+// for the "-" and the topic name that each subscription appends.
+const maxInstanceID = 120
+
+// CheckInstanceID says why id cannot be a static member's instance id:
+// Kafka takes the characters of topic names only.
+func CheckInstanceID(id string) error {
+	if id == "" || len(id) > maxInstanceID {
+		return fmt.Errorf("instance id %q must have 1 to %d characters", id, maxInstanceID)
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("instance id %q has %q: Kafka takes letters, digits, '.', '_' and '-' only", id, r)
+		}
+	}
+	return nil
+}
+
+// ResolveInstanceID returns the instance id the section asks for: the
+// configured one, the host name (InstanceIDFromHostname), or "" for dynamic
+// membership.
+func (k KafkaConfig) ResolveInstanceID(hostname func() (string, error)) (string, error) {
+	if !k.InstanceIDFromHostname {
+		return k.InstanceID, nil
+	}
+	h, err := hostname()
+	if err != nil {
+		return "", fmt.Errorf("kafka.instance_id_from_hostname: %w", err)
+	}
+	if err := CheckInstanceID(h); err != nil {
+		return "", fmt.Errorf("kafka.instance_id_from_hostname: %w", err)
+	}
+	return h, nil
 }
 
 // Load reads the files the section names into a TLS configuration.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 
@@ -41,6 +42,11 @@ func New(cfg config.KafkaConfig, traced bool, log *slog.Logger) (*Kafka, error) 
 	if len(cfg.Brokers) == 0 {
 		return nil, config.ErrNoBrokers
 	}
+	id, err := cfg.ResolveInstanceID(os.Hostname)
+	if err != nil {
+		return nil, err
+	}
+	cfg.InstanceID = id
 	k := &Kafka{cfg: cfg, log: log, traced: traced}
 	codec := map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(),
 		"snappy": kgo.SnappyCompression(), "lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression()}[cfg.Compression]
@@ -67,6 +73,10 @@ func New(cfg config.KafkaConfig, traced bool, log *slog.Logger) (*Kafka, error) 
 // ClientOptions are the franz-go options for TLS and SASL, for tools that
 // talk to Kafka directly.
 func (k *Kafka) ClientOptions() []kgo.Opt { return k.kgo }
+
+// InstanceID is the id of this process's static memberships, "" when it
+// is a dynamic member of its groups.
+func (k *Kafka) InstanceID() string { return k.cfg.InstanceID }
 
 // Brokers returns the broker addresses.
 func (k *Kafka) Brokers() []string { return k.cfg.Brokers }
