@@ -85,7 +85,16 @@ type Config struct {
 	// WriteTimeout bounds one write; a claim whose write fails is
 	// unavailable, and its message is redelivered.
 	WriteTimeout time.Duration
-	Logger       *slog.Logger
+	// Remember is how many of the claims it wrote or read a store keeps in
+	// memory (about 150 bytes each): a copy of one of those lines, as an
+	// aborted transaction's rewind sends, is answered without a write or
+	// a read.
+	Remember int
+	// Readers is how many claims of lines claimed before are read back at
+	// once, for copies the store does not remember (a restarted router's
+	// replay).
+	Readers int
+	Logger  *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -95,6 +104,12 @@ func (c *Config) setDefaults() {
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second
 	}
+	if c.Remember == 0 {
+		c.Remember = 1 << 16
+	}
+	if c.Readers == 0 {
+		c.Readers = 8
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -102,24 +117,50 @@ func (c *Config) setDefaults() {
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
-	if c.MaxBatch < 1 || c.WriteTimeout <= 0 {
-		return errors.New("line claims: the batch size and the write timeout must be positive")
+	if c.MaxBatch < 1 || c.WriteTimeout <= 0 || c.Remember < 1 || c.Readers < 1 {
+		return errors.New("line claims: the batch size, the write timeout, the claims remembered and the readers must be positive")
 	}
 	return nil
 }
 
 // Store claims lines in batches: every claim asked for while a write is in
 // flight goes into the next write, as the status recorder does, so a claim
-// costs a share of one insert, and a find only for a copy that was there.
+// costs a share of one insert, and a find by _id only for a copy of a line
+// claimed before that the store does not remember.
 type Store struct {
 	coll *mongo.Collection
 	cfg  Config
 
 	mu      sync.Mutex
 	queue   []*request
+	known   known // the claims written or read, under mu
 	closed  bool
 	wake    chan struct{}
 	stopped chan struct{}
+}
+
+// known is the newest claims a store wrote or read, by _id. A claim never
+// changes once inserted, so what is remembered stays true.
+type known struct {
+	lines map[string]Line
+	ring  []string // the ids, oldest at next once full
+	next  int
+}
+
+func newKnown(n int) known { return known{lines: make(map[string]Line, n), ring: make([]string, 0, n)} }
+
+func (k *known) add(id string, l Line) {
+	if _, ok := k.lines[id]; ok {
+		return
+	}
+	if len(k.ring) < cap(k.ring) {
+		k.ring = append(k.ring, id)
+	} else {
+		delete(k.lines, k.ring[k.next])
+		k.ring[k.next] = id
+		k.next = (k.next + 1) % len(k.ring)
+	}
+	k.lines[id] = l
 }
 
 type request struct {
@@ -135,7 +176,7 @@ func NewStore(coll *mongo.Collection, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{coll: coll, cfg: cfg, wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+	s := &Store{coll: coll, cfg: cfg, known: newKnown(cfg.Remember), wake: make(chan struct{}, 1), stopped: make(chan struct{})}
 	go s.run()
 	return s, nil
 }
@@ -151,6 +192,10 @@ func (s *Store) Check(ctx context.Context, l Line) (*Conflict, error) {
 		s.mu.Unlock()
 		return nil, failure.Unavailable(errors.New("line claims: the store is closed"))
 	}
+	if first, ok := s.known.lines[l.ID()]; ok {
+		s.mu.Unlock()
+		return compare(first, l), nil
+	}
 	s.queue = append(s.queue, req)
 	select { // under mu, so Close cannot close wake in between
 	case s.wake <- struct{}{}:
@@ -165,10 +210,15 @@ func (s *Store) Check(ctx context.Context, l Line) (*Conflict, error) {
 	if req.err != nil {
 		return nil, failure.Unavailable(fmt.Errorf("claim %s: %w", l.describe(), req.err))
 	}
-	if req.first.Fingerprint != l.Fingerprint {
-		return &Conflict{First: req.first, Copy: l}, nil
+	return compare(req.first, l), nil
+}
+
+// compare says whether l is a conflict with the first copy of its line.
+func compare(first, l Line) *Conflict {
+	if first.Fingerprint != l.Fingerprint {
+		return &Conflict{First: first, Copy: l}
 	}
-	return nil, nil
+	return nil
 }
 
 // Close finishes the claims queued and stops the store.
@@ -229,7 +279,9 @@ func (d doc) line() Line {
 }
 
 // write inserts the batch's claims, the first copy of each line in it; for
-// the lines claimed before, it reads the claim stored.
+// the lines claimed before, it reads the claims stored, Readers at a time.
+// A claim that cannot be read fails its own requests only, so a replay of
+// lines claimed before always makes progress.
 func (s *Store) write(batch []*request) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
 	defer cancel()
@@ -247,34 +299,44 @@ func (s *Store) write(batch []*request) {
 		}
 		byID[id] = append(byID[id], r)
 	}
-	fail := func(err error) {
-		for _, r := range batch {
-			r.err = err
-		}
-	}
 	_, err := s.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
 	dups, ok := mongoerr.DuplicateIndexes(err)
 	if err != nil && !ok {
 		s.cfg.Logger.Warn("line claims: write failed; their messages will be redelivered", "claims", len(docs), "error", err)
-		fail(fmt.Errorf("insert %d claims: %w", len(docs), err))
+		for _, r := range batch {
+			r.err = fmt.Errorf("insert %d claims: %w", len(docs), err)
+		}
 		return
 	}
-	stored := make(map[string]Line, len(ids))
-	for _, id := range ids {
-		stored[id] = byID[id][0].line
+	stored := make([]Line, len(ids))
+	errs := make([]error, len(ids))
+	for i, id := range ids {
+		stored[i] = byID[id][0].line
 	}
+	readers := make(chan struct{}, s.cfg.Readers)
+	var wg sync.WaitGroup
 	for _, i := range dups {
-		id := ids[i]
-		var d doc
-		if err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d); err != nil {
-			fail(fmt.Errorf("read claim %s: %w", id, err))
-			return
-		}
-		stored[id] = d.line()
+		readers <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-readers; wg.Done() }()
+			var d doc
+			if err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: ids[i]}}).Decode(&d); err != nil {
+				errs[i] = fmt.Errorf("read claim %s: %w", ids[i], err)
+				return
+			}
+			stored[i] = d.line()
+		}()
 	}
-	for id, rs := range byID {
-		for _, r := range rs {
-			r.first = stored[id]
+	wg.Wait()
+	s.mu.Lock()
+	for i, id := range ids {
+		if errs[i] == nil {
+			s.known.add(id, stored[i])
+		}
+		for _, r := range byID[id] {
+			r.first, r.err = stored[i], errs[i]
 		}
 	}
+	s.mu.Unlock()
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/orderflow/orderflow/failure"
 	"github.com/orderflow/orderflow/internal/testenv"
 )
@@ -92,5 +94,43 @@ func TestClaimsAcrossBatchesAndStores(t *testing.T) {
 	b.Close()
 	if _, err := b.Check(ctx, line(1000, 4, "x", 14)); !failure.IsUnavailable(err) {
 		t.Fatalf("a closed store: %v", err)
+	}
+}
+
+// TestStoreRemembersItsNewestClaims: a copy of a line the store claimed or
+// read lately is answered from memory, as an aborted transaction's rewind
+// needs; an older one goes to the server. The claims are deleted behind the
+// store's back so that the two answers differ.
+func TestStoreRemembersItsNewestClaims(t *testing.T) {
+	coll := testenv.Database(t).Collection(Collection)
+	ctx := testenv.Context(t, time.Minute)
+	s, err := NewStore(coll, Config{Remember: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	line := func(order int64, fp string, offset int64) Line {
+		return Line{OrderID: order, Fingerprint: fp, Topic: "raw_order", Offset: offset}
+	}
+	for i := range int64(3) {
+		if c, err := s.Check(ctx, line(i+1, "x", i)); c != nil || err != nil {
+			t.Fatalf("first copy: %v %v", c, err)
+		}
+	}
+	if _, err := coll.DeleteMany(ctx, bson.D{}); err != nil {
+		t.Fatal(err)
+	}
+	// Order 3's line is remembered: its other content is a conflict.
+	c, err := s.Check(ctx, line(3, "y", 10))
+	if err != nil || c == nil || c.First.Position() != "raw_order/0@2" {
+		t.Fatalf("a remembered line: %+v %v", c, err)
+	}
+	// Order 1's is not (two are remembered): the server has no claim now.
+	if c, err := s.Check(ctx, line(1, "y", 11)); c != nil || err != nil {
+		t.Fatalf("a forgotten line: %+v %v", c, err)
+	}
+	n, err := coll.CountDocuments(ctx, bson.D{})
+	if err != nil || n != 1 {
+		t.Fatalf("claims on the server: %d %v, want the forgotten line's new claim", n, err)
 	}
 }
