@@ -180,7 +180,7 @@ func NewPipeline(ctx context.Context, cfg *config.Config, opts Options) (p *Pipe
 	if err != nil {
 		return nil, err
 	}
-	if readsSource(cfg) {
+	if readsSource(cfg) && cfg.Status.LineClaimsEnabled() {
 		if p.claims, err = claim.NewStore(p.mongo.DB.Collection(claim.Collection), claim.Config{
 			WriteTimeout: cfg.Status.WriteTimeout.Duration, Logger: log,
 		}); err != nil {

@@ -50,6 +50,9 @@ type Options struct {
 	// NoAggregationsLines is the size of a run without the aggregation
 	// handlers, to show what they cost; 0 skips it.
 	NoAggregationsLines int
+	// NoClaimsLines is the size of a run without line claims
+	// (status.line_claims false), to show what they cost; 0 skips it.
+	NoClaimsLines int
 	// OtherGuaranteeLines is the size of a run with the other
 	// kafka.guarantee (exactly_once when the configuration says
 	// at_least_once, and the other way round), to show what exactly once
@@ -99,6 +102,10 @@ type Result struct {
 	NoAggregations    *RunFigures `json:"pipeline_without_aggregations,omitempty"`
 	AggregationsRatio float64     `json:"pipeline_over_pipeline_without_aggregations,omitempty"`
 	ViewCost          float64     `json:"pipeline_over_pipeline_without_order_status,omitempty"`
+	// NoClaims is the pipeline without line claims, and ClaimsRatio the
+	// main run's throughput over it.
+	NoClaims    *RunFigures `json:"pipeline_without_line_claims,omitempty"`
+	ClaimsRatio float64     `json:"pipeline_over_pipeline_without_line_claims,omitempty"`
 	// OtherGuarantee is the pipeline with the other kafka.guarantee, and
 	// ExactlyOnceOverAtLeastOnce the exactly-once run's throughput over
 	// the at-least-once run's.
@@ -146,6 +153,8 @@ type bench struct {
 	noView  bool // runs leave out the order_status collection
 	// noAggregations: runs leave out the aggregation handlers.
 	noAggregations bool
+	// noClaims: runs do not claim lines.
+	noClaims bool
 	// guarantee, when set, replaces kafka.guarantee in runs.
 	guarantee string
 	// reads, when set, is called with the main run's database and order
@@ -244,29 +253,33 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	say("  %.0f lines/s", res.Pipeline.LinesPerSecond)
 	res.PipelineOverCeiling = res.Pipeline.LinesPerSecond / res.CeilingLPS
 
-	if opts.NoViewLines > 0 {
-		say("pipeline without the order_status collection: %d lines", opts.NoViewLines)
-		b.noView = true
-		nv, err := b.pipeline(ctx, opts.NoViewLines, 0)
-		b.noView = false
+	// without runs the pipeline once more with *leaveOut set, and returns
+	// its figures and the main run's throughput over its.
+	without := func(what string, lines int, leaveOut *bool) (*RunFigures, float64, error) {
+		say("pipeline without %s: %d lines", what, lines)
+		*leaveOut = true
+		f, err := b.pipeline(ctx, lines, 0)
+		*leaveOut = false
 		if err != nil {
-			return nil, fmt.Errorf("pipeline without order_status: %w", err)
+			return nil, 0, fmt.Errorf("pipeline without %s: %w", what, err)
 		}
-		res.NoView = &nv
-		res.ViewCost = res.Pipeline.LinesPerSecond / nv.LinesPerSecond
-		say("  %.0f lines/s", nv.LinesPerSecond)
+		say("  %.0f lines/s", f.LinesPerSecond)
+		return &f, res.Pipeline.LinesPerSecond / f.LinesPerSecond, nil
+	}
+	if opts.NoViewLines > 0 {
+		if res.NoView, res.ViewCost, err = without("the order_status collection", opts.NoViewLines, &b.noView); err != nil {
+			return nil, err
+		}
 	}
 	if opts.NoAggregationsLines > 0 && aggregating(b.cfg) {
-		say("pipeline without the aggregations: %d lines", opts.NoAggregationsLines)
-		b.noAggregations = true
-		na, err := b.pipeline(ctx, opts.NoAggregationsLines, 0)
-		b.noAggregations = false
-		if err != nil {
-			return nil, fmt.Errorf("pipeline without aggregations: %w", err)
+		if res.NoAggregations, res.AggregationsRatio, err = without("the aggregations", opts.NoAggregationsLines, &b.noAggregations); err != nil {
+			return nil, err
 		}
-		res.NoAggregations = &na
-		res.AggregationsRatio = res.Pipeline.LinesPerSecond / na.LinesPerSecond
-		say("  %.0f lines/s", na.LinesPerSecond)
+	}
+	if opts.NoClaimsLines > 0 && b.cfg.Status.LineClaimsEnabled() {
+		if res.NoClaims, res.ClaimsRatio, err = without("line claims", opts.NoClaimsLines, &b.noClaims); err != nil {
+			return nil, err
+		}
 	}
 	if opts.OtherGuaranteeLines > 0 && b.cfg.Kafka.Client == "franz" {
 		b.guarantee = config.ExactlyOnce

@@ -35,7 +35,7 @@ func TestBenchSmall(t *testing.T) {
 	defer cancel()
 	var out bytes.Buffer
 	res, err := Run(ctx, Options{Lines: 3000, SmallLines: 1000, HalfRateLines: 600, BaselineLines: 60, BaselineTime: 30 * time.Second,
-		OtherGuaranteeLines: 1500, ReadOrders: 5000, Partitions: 4, Config: cfg, Exe: exe, Out: &out})
+		OtherGuaranteeLines: 1500, NoClaimsLines: 1500, ReadOrders: 5000, Partitions: 4, Config: cfg, Exe: exe, Out: &out})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
@@ -57,6 +57,8 @@ func TestBenchSmall(t *testing.T) {
 		t.Fatalf("status reads %+v", res.Reads)
 	case res.OtherGuarantee == nil || res.OtherGuaranteeName != config.ExactlyOnce || res.OtherGuarantee.NotFinal != 0 || res.ExactlyOnceOverAtLeastOnce <= 0:
 		t.Fatalf("exactly-once run %+v, ratio %v", res.OtherGuarantee, res.ExactlyOnceOverAtLeastOnce)
+	case res.NoClaims == nil || res.NoClaims.NotFinal != 0 || res.ClaimsRatio <= 0:
+		t.Fatalf("run without line claims %+v, ratio %v", res.NoClaims, res.ClaimsRatio)
 	case res.BaselineCommandsLine < 3:
 		t.Fatalf("the baseline sent %v commands a line: it is not making one query per message", res.BaselineCommandsLine)
 	}

@@ -291,6 +291,10 @@ func (b *bench) runConfig(name string) (*config.Config, string, error) {
 		off := false
 		cfg.Status.OrderStatus = &off
 	}
+	if b.noClaims {
+		off := false
+		cfg.Status.LineClaims = &off
+	}
 	if b.guarantee != "" {
 		cfg.Kafka.Guarantee = b.guarantee
 	}

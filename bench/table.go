@@ -41,6 +41,10 @@ func (r *Result) Print(w io.Writer) {
 		row("pipeline without the aggregations", group(int(na.LinesPerSecond))+" lines/s", "", fmt.Sprintf("(%s lines)", group(na.Lines)))
 		row("pipeline / pipeline without aggregations", fmt.Sprintf("%.2f", r.AggregationsRatio), ">= 0.85", check(r.AggregationsRatio >= 0.85))
 	}
+	if nc := r.NoClaims; nc != nil {
+		row("pipeline without line claims", group(int(nc.LinesPerSecond))+" lines/s", "", fmt.Sprintf("(%s lines)", group(nc.Lines)))
+		row("pipeline / pipeline without line claims", fmt.Sprintf("%.2f", r.ClaimsRatio), "", "")
+	}
 	if og := r.OtherGuarantee; og != nil {
 		row("pipeline with "+r.OtherGuaranteeName, group(int(og.LinesPerSecond))+" lines/s", "", fmt.Sprintf("(%s lines)", group(og.Lines)))
 		row("exactly_once / at_least_once throughput", fmt.Sprintf("%.2f", r.ExactlyOnceOverAtLeastOnce), "", "")

@@ -26,6 +26,7 @@ func benchCmd(g *globals) *cobra.Command {
 	readOrders := f.Int("read-orders", 1_000_000, "orders to grow the order_status view to before timing its reads again (0: at the run's size only)")
 	noView := f.Int("no-view-lines", -1, "lines of the run without the order_status collection, to compare (default: as --lines; 0 skips)")
 	noAgg := f.Int("no-aggregations-lines", -1, "lines of the run without the aggregations, to compare (default: as --lines; 0 skips)")
+	noClaims := f.Int("no-claims-lines", -1, "lines of the run without line claims (status.line_claims false), to compare (default: as --lines; 0 skips)")
 	otherGuarantee := f.Int("other-guarantee-lines", -1, "lines of the run with the other kafka.guarantee (exactly_once or at_least_once), to compare (default: as --lines; 0 skips)")
 	jsonPath := f.String("json", "", "also write the figures to this file")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -37,6 +38,9 @@ func benchCmd(g *globals) *cobra.Command {
 		}
 		if *noView < 0 {
 			*noView = *lines
+		}
+		if *noClaims < 0 {
+			*noClaims = *lines
 		}
 		if *small < 0 {
 			*small = 0
@@ -54,7 +58,7 @@ func benchCmd(g *globals) *cobra.Command {
 		}
 		res, err := bench.Run(cmd.Context(), bench.Options{
 			Lines: *lines, SmallLines: *small, HalfRateLines: min(*half, *lines), BaselineLines: *baseLines, BaselineTime: *baseTime,
-			NoViewLines: *noView, NoAggregationsLines: *noAgg, OtherGuaranteeLines: *otherGuarantee, ReadOrders: *readOrders, Partitions: *partitions, Config: cfg, Exe: exe, Out: g.stdout, Logger: g.logger(cfg),
+			NoViewLines: *noView, NoAggregationsLines: *noAgg, NoClaimsLines: *noClaims, OtherGuaranteeLines: *otherGuarantee, ReadOrders: *readOrders, Partitions: *partitions, Config: cfg, Exe: exe, Out: g.stdout, Logger: g.logger(cfg),
 		})
 		if err != nil {
 			return err

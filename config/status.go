@@ -13,10 +13,18 @@ type StatusConfig struct {
 	// OrderStatus keeps the order_status collection for any MongoDB client
 	// (default true); false leaves only the records.
 	OrderStatus *bool `yaml:"order_status"`
+	// LineClaims claims the first copy of every line read from a source
+	// topic in line_claims (default true), so that a copy with other
+	// content is poisoned as a conflict. false trusts the producers: a
+	// reused order id then mixes two orders' lines.
+	LineClaims *bool `yaml:"line_claims"`
 }
 
 // OrderStatusEnabled says whether the order_status collection is kept.
 func (c StatusConfig) OrderStatusEnabled() bool { return c.OrderStatus == nil || *c.OrderStatus }
+
+// LineClaimsEnabled says whether lines are claimed (see LineClaims).
+func (c StatusConfig) LineClaimsEnabled() bool { return c.LineClaims == nil || *c.LineClaims }
 
 func (c *StatusConfig) setDefaults() {
 	defInt(&c.MaxBatch, 4000)
