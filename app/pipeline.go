@@ -124,8 +124,12 @@ func NewPipeline(ctx context.Context, cfg *config.Config, opts Options) (p *Pipe
 	if p.kafka, err = kafkaclient.New(cfg.Kafka, false, log); err != nil {
 		return nil, err
 	}
-	if id := p.kafka.InstanceID(); id != "" {
-		log.Info("static member of the consumer groups", "instance_id", id)
+	instanceID, err := p.kafka.InstanceID()
+	if err != nil {
+		return nil, err
+	}
+	if instanceID != "" {
+		log.Info("static member of the consumer groups", "instance_id", instanceID)
 	}
 	if p.mongo, err = mongoclient.Connect(cfg.MongoDB, func(name string) { p.metrics.MongoCommands.WithLabelValues(name).Inc() }); err != nil {
 		return nil, err

@@ -147,7 +147,7 @@ type known struct {
 	next  int
 }
 
-func newKnown(n int) known { return known{lines: make(map[string]Line, n), ring: make([]string, 0, n)} }
+func newKnown(n int) known { return known{lines: map[string]Line{}, ring: make([]string, 0, n)} }
 
 func (k *known) add(id string, l Line) {
 	if _, ok := k.lines[id]; ok {

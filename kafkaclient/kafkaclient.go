@@ -42,11 +42,6 @@ func New(cfg config.KafkaConfig, traced bool, log *slog.Logger) (*Kafka, error) 
 	if len(cfg.Brokers) == 0 {
 		return nil, config.ErrNoBrokers
 	}
-	id, err := cfg.ResolveInstanceID(os.Hostname)
-	if err != nil {
-		return nil, err
-	}
-	cfg.InstanceID = id
 	k := &Kafka{cfg: cfg, log: log, traced: traced}
 	codec := map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(),
 		"snappy": kgo.SnappyCompression(), "lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression()}[cfg.Compression]
@@ -75,8 +70,9 @@ func New(cfg config.KafkaConfig, traced bool, log *slog.Logger) (*Kafka, error) 
 func (k *Kafka) ClientOptions() []kgo.Opt { return k.kgo }
 
 // InstanceID is the id of this process's static memberships, "" when it
-// is a dynamic member of its groups.
-func (k *Kafka) InstanceID() string { return k.cfg.InstanceID }
+// is a dynamic member of its groups. It is resolved (the host name) only
+// here, for the processes that join groups.
+func (k *Kafka) InstanceID() (string, error) { return k.cfg.ResolveInstanceID(os.Hostname) }
 
 // Brokers returns the broker addresses.
 func (k *Kafka) Brokers() []string { return k.cfg.Brokers }
@@ -164,6 +160,10 @@ func (k *Kafka) NewSubscriber(group string) (message.Subscriber, error) {
 		}
 		return sub, nil
 	}
+	id, err := k.InstanceID()
+	if err != nil {
+		return nil, err
+	}
 	sub, err := kafkapubsub.NewSubscriber(kafkapubsub.SubscriberConfig{
 		Brokers:          k.cfg.Brokers,
 		ConsumerGroup:    group,
@@ -174,7 +174,7 @@ func (k *Kafka) NewSubscriber(group string) (message.Subscriber, error) {
 		DrainTimeout:     k.cfg.DrainTimeout.Duration,
 		SessionTimeout:   k.cfg.SessionTimeout.Duration,
 		RebalanceTimeout: k.cfg.RebalanceTimeout.Duration,
-		InstanceID:       k.cfg.InstanceID,
+		InstanceID:       id,
 		ExactlyOnce:      k.cfg.Guarantee == config.ExactlyOnce,
 		Logger:           k.log,
 	})

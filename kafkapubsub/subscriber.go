@@ -137,7 +137,9 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 }
 
 // Close closes every subscription: it stops fetching, waits up to
-// DrainTimeout for the messages in flight, commits, and leaves the group.
+// DrainTimeout for the messages in flight, commits, and leaves the group; a
+// static member (InstanceID) stays in it, so that its restart under the
+// same id gets its partitions back without a rebalance.
 func (s *Subscriber) Close() error {
 	s.mu.Lock()
 	s.closed = true
@@ -245,6 +247,9 @@ func (p *partition) startRevokingLocked() {
 	}
 }
 
+// maxInstanceID is Kafka's limit on group.instance.id, that of topic names.
+const maxInstanceID = 249
+
 func newSubscription(ctx context.Context, cfg SubscriberConfig, topic string) (*subscription, error) {
 	sub := &subscription{
 		cfg:        cfg,
@@ -292,7 +297,11 @@ func newSubscription(ctx context.Context, cfg SubscriberConfig, topic string) (*
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	}, cfg.ClientOptions...)
 	if cfg.InstanceID != "" {
-		opts = append(opts, kgo.InstanceID(cfg.InstanceID+"-"+topic))
+		id := cfg.InstanceID + "-" + topic
+		if len(id) > maxInstanceID {
+			return nil, fmt.Errorf("subscribe to %s: instance id %q is longer than Kafka's %d characters: shorten kafka.instance_id or the topic's name", topic, id, maxInstanceID)
+		}
+		opts = append(opts, kgo.InstanceID(id))
 	}
 	if cfg.ExactlyOnce {
 		// A static member's transactional id is stable, so that its
@@ -475,8 +484,9 @@ func (s *subscription) close(fromWatcher bool) {
 		for _, p := range parts {
 			p.cancel()
 		}
-		// Leaving the group runs revoked for every partition; they are all
-		// settled and marked revoked by now, so it neither waits nor commits.
+		// Leaving the group (a static member does not leave) runs revoked
+		// for every partition; they are all settled and marked revoked by
+		// now, so it neither waits nor commits.
 		s.client.AllowRebalance()
 		s.client.Close()
 		close(s.out)
