@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -235,4 +237,22 @@ func (s *stack) diagGroups(ctx context.Context) {
 			t.Logf("diag:   %s", l)
 		}
 	}
+}
+
+// dumpServers writes the goroutines of this process, where the embedded
+// broker and MongoDB-wire server run, to a file kept after the test, and
+// logs its path: a read that times out is either the server stuck or the
+// server busy, and the dump tells which.
+func dumpServers(t *testing.T, why string) {
+	f, err := os.CreateTemp("", "faulttest-servers-*.txt")
+	if err != nil {
+		t.Logf("diag: goroutine dump: %v", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("goroutine").WriteTo(f, 2); err != nil {
+		t.Logf("diag: goroutine dump: %v", err)
+		return
+	}
+	t.Logf("diag: %s; the servers' goroutines are in %s", why, f.Name())
 }

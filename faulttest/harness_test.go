@@ -506,10 +506,16 @@ func (s *stack) check(name string, res []generator.Result, mon *monitor) report 
 	// transactions, which must not use up the time of the records' reads.
 	reader := status.NewReader(m.DB.Collection(status.Collection), true)
 	// Each read of the records has 3 minutes: full runs read 50,000 lines.
+	if docs, err := m.DB.Collection(status.Collection).EstimatedDocumentCount(testenv.Context(s.t, time.Minute)); err == nil {
+		s.t.Logf("%s: %d documents of records", name, docs)
+	}
+	rangeRead := time.Now()
 	orders, err := reader.Range(testenv.Context(s.t, 3*time.Minute), first, last)
 	if err != nil {
+		dumpServers(s.t, "the records read failed after "+time.Since(rangeRead).Round(time.Second).String())
 		s.t.Fatal(err)
 	}
+	s.t.Logf("%s: the records of %d orders read in %v", name, len(orders), time.Since(rangeRead).Round(time.Millisecond))
 	for _, o := range orders {
 		if !o.Final {
 			rep.NotFinal++
@@ -523,8 +529,13 @@ func (s *stack) check(name string, res []generator.Result, mon *monitor) report 
 	// 100,000 documents on FerretDB, with the router still at work.
 	wait, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	viewRead := time.Now()
 	wrong, err := status.WaitView(wait, m.DB, orders)
 	if err != nil {
+		if docs, cerr := m.DB.Collection(status.ViewCollection).EstimatedDocumentCount(testenv.Context(s.t, time.Minute)); cerr == nil {
+			s.t.Logf("%s: %d documents in %s", name, docs, status.ViewCollection)
+		}
+		dumpServers(s.t, "the read of "+status.ViewCollection+" failed after "+time.Since(viewRead).Round(time.Second).String())
 		s.t.Fatal(err)
 	}
 	rep.ViewWrong = len(wrong)
