@@ -506,9 +506,14 @@ func (s *stack) check(name string, res []generator.Result, mon *monitor) report 
 	// transactions, which must not use up the time of the records' reads.
 	reader := status.NewReader(m.DB.Collection(status.Collection), true)
 	// Each read of the records has 3 minutes: full runs read 50,000 lines.
-	if docs, err := m.DB.Collection(status.Collection).EstimatedDocumentCount(testenv.Context(s.t, time.Minute)); err == nil {
-		s.t.Logf("%s: %d documents of records", name, docs)
+	// logDocs says how many documents coll holds: what a slow read scans.
+	logDocs := func(coll string) {
+		s.t.Helper()
+		if docs, err := m.DB.Collection(coll).EstimatedDocumentCount(testenv.Context(s.t, time.Minute)); err == nil {
+			s.t.Logf("%s: %d documents in %s", name, docs, coll)
+		}
 	}
+	logDocs(status.Collection)
 	rangeRead := time.Now()
 	orders, err := reader.Range(testenv.Context(s.t, 3*time.Minute), first, last)
 	if err != nil {
@@ -532,9 +537,7 @@ func (s *stack) check(name string, res []generator.Result, mon *monitor) report 
 	viewRead := time.Now()
 	wrong, err := status.WaitView(wait, m.DB, orders)
 	if err != nil {
-		if docs, cerr := m.DB.Collection(status.ViewCollection).EstimatedDocumentCount(testenv.Context(s.t, time.Minute)); cerr == nil {
-			s.t.Logf("%s: %d documents in %s", name, docs, status.ViewCollection)
-		}
+		logDocs(status.ViewCollection)
 		dumpServers(s.t, "the read of "+status.ViewCollection+" failed after "+time.Since(viewRead).Round(time.Second).String())
 		s.t.Fatal(err)
 	}
